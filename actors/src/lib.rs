@@ -1,0 +1,8 @@
+//! Kilowatt's concurrent core: the actors that outlive a request (registry, chargers,
+//! sessions, queues, booking timers, browser sockets), the OCPP protocol they speak, and
+//! the store they persist through. No HTTP routing lives here; see the `kilowatt` crate.
+
+pub mod accounts;
+pub mod clock;
+pub mod registry;
+pub mod store;

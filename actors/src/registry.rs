@@ -1,0 +1,178 @@
+//! The Registry: the supervised actor that knows every live connection by ID.
+//!
+//! Charger actors (and later session, queue and booking actors) register themselves here
+//! in `started()` and unregister in `stopping()`. At shutdown the registry asks each
+//! connection to close cleanly. A newer connection for the same ID replaces the older one,
+//! which is told to close.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+
+/// Why a connection is asked to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The central system is shutting down (WebSocket close code 1001).
+    Shutdown,
+    /// A newer connection for the same ID took over (close code 1000 with a reason).
+    Replaced,
+}
+
+/// Asks a connection actor to close its socket.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct CloseConnection(pub CloseReason);
+
+/// What the registry holds for a connection: a handle to ask it to close, and a token that
+/// tells this connection apart from a later one under the same ID.
+#[derive(Clone, Debug)]
+pub struct ConnectionHandle {
+    /// Unique per connection, so a late `Unregister` from a replaced connection does not
+    /// remove its replacement.
+    pub token: u64,
+    /// Where to send [`CloseConnection`].
+    pub close: Recipient<CloseConnection>,
+}
+
+/// Registers a charger connection under its charge point ID, replacing (and closing) any
+/// older connection with that ID.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterCharger {
+    /// The charge point ID.
+    pub charge_point_id: String,
+    /// The connection.
+    pub handle: ConnectionHandle,
+}
+
+/// Removes a charger connection, if it is still the registered one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterCharger {
+    /// The charge point ID.
+    pub charge_point_id: String,
+    /// The token the connection registered with.
+    pub token: u64,
+}
+
+/// How many chargers are connected now.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ConnectedChargers;
+
+/// Closes every registered connection cleanly; answers with how many were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown;
+
+/// The registry actor. Start it with [`Registry::start_supervised`].
+#[derive(Default)]
+pub struct Registry {
+    chargers: HashMap<String, ConnectionHandle>,
+}
+
+impl Registry {
+    /// Starts the registry under a supervisor that restarts it if it ever panics.
+    pub fn start_supervised() -> Addr<Registry> {
+        Supervisor::start(|_| Registry::default())
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Every charger and browser socket talks to the registry; the default 16 is far too small.
+        ctx.set_mailbox_capacity(65_536);
+        tracing::debug!("registry started");
+    }
+}
+
+impl Supervised for Registry {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::warn!(chargers = self.chargers.len(), "registry restarting");
+    }
+}
+
+impl Handler<RegisterCharger> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterCharger, _ctx: &mut Self::Context) {
+        if let Some(old) = self.chargers.insert(msg.charge_point_id.clone(), msg.handle) {
+            tracing::info!(charge_point_id = %msg.charge_point_id, "newer connection replaces the old one");
+            old.close.do_send(CloseConnection(CloseReason::Replaced));
+        }
+    }
+}
+
+impl Handler<UnregisterCharger> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnregisterCharger, _ctx: &mut Self::Context) {
+        if self.chargers.get(&msg.charge_point_id).is_some_and(|h| h.token == msg.token) {
+            self.chargers.remove(&msg.charge_point_id);
+        }
+    }
+}
+
+impl Handler<ConnectedChargers> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: ConnectedChargers, _ctx: &mut Self::Context) -> usize {
+        self.chargers.len()
+    }
+}
+
+impl Handler<Shutdown> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) -> usize {
+        for handle in self.chargers.values() {
+            handle.close.do_send(CloseConnection(CloseReason::Shutdown));
+        }
+        self.chargers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    struct FakeConnection(Arc<Mutex<Vec<CloseReason>>>);
+
+    impl Actor for FakeConnection {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<CloseConnection> for FakeConnection {
+        type Result = ();
+        fn handle(&mut self, msg: CloseConnection, _ctx: &mut Self::Context) {
+            self.0.lock().expect("lock").push(msg.0);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn replacement_closes_old_connection_and_late_unregister_keeps_new_one() {
+        let registry = Registry::start_supervised();
+        let old_closed = Arc::new(Mutex::new(Vec::new()));
+        let new_closed = Arc::new(Mutex::new(Vec::new()));
+        let old = FakeConnection(old_closed.clone()).start();
+        let new = FakeConnection(new_closed.clone()).start();
+        let register = |token, addr: &Addr<FakeConnection>| RegisterCharger {
+            charge_point_id: "CP-1".into(),
+            handle: ConnectionHandle { token, close: addr.clone().recipient() },
+        };
+        registry.send(register(1, &old)).await.expect("registry");
+        registry.send(register(2, &new)).await.expect("registry");
+        // The replaced connection's own unregister arrives late and must not evict the new one.
+        registry.send(UnregisterCharger { charge_point_id: "CP-1".into(), token: 1 }).await.expect("registry");
+        assert_eq!(registry.send(ConnectedChargers).await.expect("registry"), 1);
+        assert_eq!(registry.send(Shutdown).await.expect("registry"), 1);
+        // Let the fake connections process their mail.
+        old.send(CloseConnection(CloseReason::Replaced)).await.expect("old");
+        new.send(CloseConnection(CloseReason::Shutdown)).await.expect("new");
+        assert_eq!(old_closed.lock().expect("lock")[0], CloseReason::Replaced);
+        assert_eq!(new_closed.lock().expect("lock")[0], CloseReason::Shutdown);
+    }
+}

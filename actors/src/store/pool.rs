@@ -1,0 +1,55 @@
+//! The connection pool, built once at start-up with explicit sizes and timeouts
+//! (deadpool's defaults wait forever and size the pool by CPU count).
+
+use std::time::Duration;
+
+use diesel::sql_query;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::StoreError;
+
+/// The pool type every part of Kilowatt shares.
+pub type DbPool = Pool<AsyncPgConnection>;
+
+/// A pooled connection.
+pub type PooledConnection = Object<AsyncPgConnection>;
+
+/// The error a pool checkout can fail with.
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+
+/// How big the pool is and how long it waits.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// Most connections open at once.
+    pub max_size: usize,
+    /// How long a checkout waits for a free connection, and how long a new connection may
+    /// take to establish or an idle one to be checked.
+    pub timeout: Duration,
+}
+
+/// Builds the pool. Connections are made lazily, so this succeeds with the database down.
+pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<DbPool, StoreError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder(manager)
+        .max_size(settings.max_size)
+        .wait_timeout(Some(settings.timeout))
+        .create_timeout(Some(settings.timeout))
+        .recycle_timeout(Some(settings.timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// Checks out a connection.
+pub async fn connection(pool: &DbPool) -> Result<PooledConnection, StoreError> {
+    Ok(pool.get().await?)
+}
+
+/// Answers whether the database is reachable right now: a checkout and `SELECT 1`.
+pub async fn ping(pool: &DbPool) -> Result<(), StoreError> {
+    let mut conn = connection(pool).await?;
+    sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+DROP TABLE ocpp_messages;
+DROP TABLE notification_deliveries;
+DROP TABLE notifications;

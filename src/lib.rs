@@ -1,0 +1,12 @@
+//! Kilowatt's edge: configuration, the HTTP routes (JSON API, pages, WebSocket upgrades),
+//! errors, metrics, the server lifecycle and the command line. The concurrent core lives in
+//! the `kilowatt-actors` crate.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,43 @@
+//! The `kilowatt` binary: parses the command line, loads configuration (exit code 2 on a bad
+//! value), sets up logging and runs the chosen command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kilowatt::cli::{Cli, Command, UserCommand};
+use kilowatt::config::Config;
+use kilowatt::{commands, server, telemetry};
+use kilowatt_actors::clock::Clock;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kilowatt: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log_filter, config.log_format);
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                let running = server::start(config, Clock::system()).await.map_err(|e| e.to_string())?;
+                running.run_until_signalled().await.map_err(|e| e.to_string())
+            }
+            Command::Migrate => commands::migrate(&config).await,
+            Command::User { action: UserCommand::Create { username, phone, pin, role, email, name } } => {
+                let new_user = commands::NewUserArgs { username, phone, pin, role: role.into(), email, name };
+                commands::create_user(&config, new_user).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(error = %message, "kilowatt failed");
+            eprintln!("kilowatt: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Start-up and shutdown: prepare the database, start the registry, bind the HTTP and OCPP
+//! listeners, and on SIGINT/SIGTERM stop accepting, close charger sockets cleanly and let
+//! in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use kilowatt_actors::clock::Clock;
+use kilowatt_actors::registry::{self, Registry};
+use kilowatt_actors::store::StoreError;
+use kilowatt_actors::store::database;
+use kilowatt_actors::store::pool::{self, PoolSettings};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http;
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be created, migrated or reached.
+    #[error("database: {0}")]
+    Database(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running Kilowatt: its bound addresses and a way to stop it.
+pub struct RunningServer {
+    /// Where the web UI and API listen.
+    pub http_addr: SocketAddr,
+    /// Where chargers connect.
+    pub ocpp_addr: SocketAddr,
+    /// The shared state (tests reach the pool and clock through it).
+    pub state: AppState,
+    http_handle: ServerHandle,
+    ocpp_handle: ServerHandle,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Stops gracefully: closes charger sockets, stops accepting, lets in-flight requests
+    /// finish (up to the configured shutdown timeout).
+    pub async fn stop(self) {
+        let closed = self.state.registry.send(registry::Shutdown).await.unwrap_or(0);
+        tracing::info!(chargers = closed, "shutting down: charger sockets told to close");
+        tokio::join!(self.ocpp_handle.stop(true), self.http_handle.stop(true));
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops gracefully.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        wait_for_signal().await?;
+        tracing::info!("signal received");
+        self.stop().await;
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+/// Creates and migrates the database, then starts everything. Must run inside an actix system.
+pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartError> {
+    let applied = database::prepare(config.database_url.expose()).await?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied migrations");
+    }
+    let pool = pool::build_pool(
+        config.database_url.expose(),
+        PoolSettings { max_size: config.db_pool_size, timeout: config.db_timeout },
+    )?;
+    crate::metrics::handle();
+    let state = AppState { config: Arc::new(config), pool, registry: Registry::start_supervised(), clock };
+    let config = &state.config;
+    let workers =
+        if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
+
+    let http_state = web::Data::new(state.clone());
+    let http = HttpServer::new(move || {
+        App::new().app_data(http_state.clone()).wrap(from_fn(crate::metrics::observe_http)).configure(http::http_routes)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind(config.http_addr)
+    .map_err(|source| StartError::Bind { addr: config.http_addr, source })?;
+    let http_addr = http.addrs()[0];
+
+    let ocpp_state = web::Data::new(state.clone());
+    let ocpp = HttpServer::new(move || {
+        App::new().app_data(ocpp_state.clone()).wrap(from_fn(crate::metrics::observe_http)).configure(http::ocpp_routes)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind(config.ocpp_addr)
+    .map_err(|source| StartError::Bind { addr: config.ocpp_addr, source })?;
+    let ocpp_addr = ocpp.addrs()[0];
+
+    let http = http.run();
+    let ocpp = ocpp.run();
+    let (http_handle, ocpp_handle) = (http.handle(), ocpp.handle());
+    let tasks = vec![actix_web::rt::spawn(http), actix_web::rt::spawn(ocpp)];
+    tracing::info!(%http_addr, %ocpp_addr, "Kilowatt is listening");
+    Ok(RunningServer { http_addr, ocpp_addr, state, http_handle, ocpp_handle, tasks })
+}

@@ -1,0 +1,23 @@
+//! What every handler can reach: configuration, the pool, the registry and the clock.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use kilowatt_actors::clock::Clock;
+use kilowatt_actors::registry::Registry;
+use kilowatt_actors::store::DbPool;
+
+use crate::config::Config;
+
+/// Shared application state, handed to handlers as `web::Data<AppState>`.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration loaded at start-up.
+    pub config: Arc<Config>,
+    /// The database pool.
+    pub pool: DbPool,
+    /// The registry of live actors.
+    pub registry: Addr<Registry>,
+    /// Where time comes from.
+    pub clock: Clock,
+}
