@@ -4,5 +4,6 @@
 
 pub mod accounts;
 pub mod clock;
+pub mod ocpp;
 pub mod registry;
 pub mod store;
