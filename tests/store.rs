@@ -1,0 +1,199 @@
+//! The store against real PostgreSQL: migrations run up, down and up again; the generated
+//! `schema.rs` matches the migrated database; and the invariants the database itself must
+//! enforce (one active session per connector and driver, no overlapping bookings, an
+//! append-only ledger charged at most once per reference) hold.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::TestDatabase;
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use kilowatt_actors::store::database;
+
+#[derive(QueryableByName, Debug)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    udt_name: String,
+    #[diesel(sql_type = Text)]
+    is_nullable: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn user_tables(conn: &mut AsyncPgConnection) -> i64 {
+    let rows: Vec<Count> = sql_query(
+        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public' AND tablename <> '__diesel_schema_migrations'",
+    )
+    .load(conn)
+    .await
+    .expect("count tables");
+    rows[0].n
+}
+
+#[actix_web::test]
+async fn migrations_run_up_down_and_up_again() {
+    let db = TestDatabase::create_empty().await;
+    let applied = database::run_migrations(&db.url).await.expect("up");
+    assert_eq!(applied.len(), 5);
+    let mut conn = db.connect().await;
+    let tables = user_tables(&mut conn).await;
+    assert!(tables >= 16, "only {tables} tables");
+    let reverted = database::revert_all_migrations(&db.url).await.expect("down");
+    assert_eq!(reverted, 5);
+    assert_eq!(user_tables(&mut conn).await, 0, "down left tables behind");
+    let applied = database::run_migrations(&db.url).await.expect("up again");
+    assert_eq!(applied.len(), 5);
+    assert_eq!(user_tables(&mut conn).await, tables);
+    // Running again applies nothing.
+    assert!(database::run_migrations(&db.url).await.expect("idempotent").is_empty());
+}
+
+/// Reads `table! { name (pk) { column -> Type, … } }` blocks out of schema.rs.
+fn schema_rs_columns() -> BTreeMap<(String, String), String> {
+    let source = include_str!("../actors/src/store/schema.rs");
+    let mut columns = BTreeMap::new();
+    let mut table: Option<String> = None;
+    for line in source.lines().map(str::trim) {
+        if let Some(rest) = line.strip_suffix('{') {
+            let rest = rest.trim();
+            if let Some((name, _pk)) = rest.split_once(' ')
+                && !name.contains("::")
+            {
+                table = Some(name.to_string());
+            }
+        } else if line.starts_with('}') {
+            table = None;
+        } else if let (Some(t), Some((column, ty))) = (&table, line.split_once("->")) {
+            columns.insert((t.clone(), column.trim().to_string()), ty.trim().trim_end_matches(',').to_string());
+        }
+    }
+    columns
+}
+
+fn diesel_type(udt: &str, nullable: bool) -> String {
+    let base = match udt {
+        "int2" => "Int2",
+        "int4" => "Int4",
+        "int8" => "Int8",
+        "text" => "Text",
+        "bool" => "Bool",
+        "bytea" => "Bytea",
+        "numeric" => "Numeric",
+        "timestamptz" => "Timestamptz",
+        other => panic!("no diesel mapping for {other}"),
+    };
+    if nullable { format!("Nullable<{base}>") } else { base.to_string() }
+}
+
+#[actix_web::test]
+async fn generated_schema_matches_the_migrated_database() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.connect().await;
+    let rows: Vec<Column> = sql_query(
+        "SELECT table_name::text, column_name::text, udt_name::text, is_nullable::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'",
+    )
+    .load(&mut conn)
+    .await
+    .expect("columns");
+    let database: BTreeMap<(String, String), String> = rows
+        .into_iter()
+        .map(|c| ((c.table_name, c.column_name), diesel_type(&c.udt_name, c.is_nullable == "YES")))
+        .collect();
+    assert_eq!(schema_rs_columns(), database, "schema.rs is stale: regenerate it with `diesel print-schema`");
+}
+
+async fn exec(conn: &mut AsyncPgConnection, sql: &str) -> Result<usize, diesel::result::Error> {
+    sql_query(sql).execute(conn).await
+}
+
+async fn seed_network(conn: &mut AsyncPgConnection) {
+    for sql in [
+        "INSERT INTO users (id, username, phone, role, pin_hash, id_tag) VALUES \
+            (1, 'owner1', '+919000000001', 'owner', 'x', 'TAG1'), \
+            (2, 'driver2', '+919000000002', 'driver', 'x', 'TAG2'), \
+            (3, 'driver3', '+919000000003', 'driver', 'x', 'TAG3')",
+        "INSERT INTO wallets (user_id) VALUES (1), (2), (3)",
+        "INSERT INTO stations (id, owner_id, name, price_per_kwh) VALUES (1, 1, 'Hub', 18.50)",
+        "INSERT INTO chargers (id, charge_point_id, station_id) VALUES (1, 'CP-1', 1)",
+        "INSERT INTO connectors (id, charger_id, connector_number) VALUES (1, 1, 1), (2, 1, 2)",
+    ] {
+        exec(conn, sql).await.expect("seed");
+    }
+}
+
+#[actix_web::test]
+async fn the_database_refuses_a_second_active_session_per_connector_and_per_driver() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.connect().await;
+    seed_network(&mut conn).await;
+    let start = |user: i64, connector: i64| {
+        format!(
+            "INSERT INTO charging_sessions (user_id, charger_id, connector_id, id_tag, source, status, price_per_kwh) \
+             VALUES ({user}, 1, {connector}, 'TAG{user}', 'app', 'active', 18.50)"
+        )
+    };
+    exec(&mut conn, &start(2, 1)).await.expect("first session");
+    let same_connector = exec(&mut conn, &start(3, 1)).await.expect_err("connector busy");
+    assert!(same_connector.to_string().contains("charging_sessions_one_per_connector"), "{same_connector}");
+    let same_driver = exec(&mut conn, &start(2, 2)).await.expect_err("driver busy");
+    assert!(same_driver.to_string().contains("charging_sessions_one_per_driver"), "{same_driver}");
+    // Once settled, the connector and the driver are free again.
+    exec(&mut conn, "UPDATE charging_sessions SET status = 'completed', settled_at = now(), ended_at = now()")
+        .await
+        .expect("settle");
+    exec(&mut conn, &start(3, 1)).await.expect("connector free again");
+}
+
+#[actix_web::test]
+async fn the_database_refuses_overlapping_bookings_on_a_connector() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.connect().await;
+    seed_network(&mut conn).await;
+    let book = |user: i64, connector: i64, from: &str, to: &str| {
+        format!(
+            "INSERT INTO bookings (user_id, charger_id, connector_id, start_at, end_at, fee) \
+             VALUES ({user}, 1, {connector}, '2030-01-01 {from}+00', '2030-01-01 {to}+00', 50)"
+        )
+    };
+    exec(&mut conn, &book(2, 1, "10:00", "11:00")).await.expect("first booking");
+    let overlap = exec(&mut conn, &book(3, 1, "10:30", "11:30")).await.expect_err("overlap");
+    assert!(overlap.to_string().contains("conflicting key value violates exclusion constraint"), "{overlap}");
+    exec(&mut conn, &book(3, 1, "11:00", "12:00")).await.expect("back-to-back is fine");
+    exec(&mut conn, &book(3, 2, "10:30", "11:30")).await.expect("another connector is fine");
+    // A cancelled booking frees its slot.
+    exec(&mut conn, "UPDATE bookings SET status = 'cancelled', cancelled_at = now() WHERE user_id = 2")
+        .await
+        .expect("cancel");
+    exec(&mut conn, &book(2, 1, "10:00", "11:00")).await.expect("slot free after cancel");
+}
+
+#[actix_web::test]
+async fn the_ledger_is_append_only_and_charges_a_reference_once() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.connect().await;
+    seed_network(&mut conn).await;
+    let entry = "INSERT INTO wallet_entries (user_id, amount, kind, description, reference_kind, reference_id, balance_after) \
+                 VALUES (2, 500, 'recharge', 'Recharge', 'payment', 7, 500)";
+    exec(&mut conn, entry).await.expect("first credit");
+    let replay = exec(&mut conn, entry).await.expect_err("replayed credit");
+    assert!(replay.to_string().contains("wallet_entries_reference_key"), "{replay}");
+    let update = exec(&mut conn, "UPDATE wallet_entries SET amount = 5000").await.expect_err("update");
+    assert!(update.to_string().contains("append-only"), "{update}");
+    let delete = exec(&mut conn, "DELETE FROM wallet_entries").await.expect_err("delete");
+    assert!(delete.to_string().contains("append-only"), "{delete}");
+    let wrong_sign = "INSERT INTO wallet_entries (user_id, amount, kind, description, reference_kind, reference_id, balance_after) \
+                      VALUES (2, 100, 'charging', 'Charging session payment', 'session', 1, 600)";
+    assert!(exec(&mut conn, wrong_sign).await.is_err(), "a charging debit must be negative");
+}
