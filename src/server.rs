@@ -8,10 +8,14 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use kilowatt_actors::bus::Bus;
+use kilowatt_actors::charger::{ChargerEnv, ChargerSettings};
 use kilowatt_actors::clock::Clock;
 use kilowatt_actors::registry::{self, Registry};
 use kilowatt_actors::store::StoreError;
+use kilowatt_actors::store::chargers;
 use kilowatt_actors::store::database;
+use kilowatt_actors::store::ocpp_log::OcppLog;
 use kilowatt_actors::store::pool::{self, PoolSettings};
 use tokio::task::JoinHandle;
 
@@ -89,7 +93,27 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         PoolSettings { max_size: config.db_pool_size, timeout: config.db_timeout },
     )?;
     crate::metrics::handle();
-    let state = AppState { config: Arc::new(config), pool, registry: Registry::start_supervised(), clock };
+    // One node without Redis: nothing can be connected before we listen.
+    if config.redis_url.is_none() {
+        let mut conn = pool::connection(&pool).await?;
+        chargers::mark_all_offline(&mut conn).await?;
+    }
+    let registry = Registry::start_supervised();
+    let bus = Bus::default();
+    let charger_env = Arc::new(ChargerEnv {
+        pool: pool.clone(),
+        clock: clock.clone(),
+        bus: bus.clone(),
+        registry: registry.clone(),
+        log: OcppLog::start(pool.clone()),
+        settings: ChargerSettings {
+            heartbeat_interval: config.ocpp.heartbeat_interval,
+            ping_interval: config.ocpp.ping_interval,
+            call_timeout: config.ocpp.call_timeout,
+            max_frame_bytes: config.ocpp.max_frame_bytes,
+        },
+    });
+    let state = AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env };
     let config = &state.config;
     let workers =
         if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use actix::Addr;
+use kilowatt_actors::bus::Bus;
+use kilowatt_actors::charger::ChargerEnv;
 use kilowatt_actors::clock::Clock;
 use kilowatt_actors::registry::Registry;
 use kilowatt_actors::store::DbPool;
@@ -20,4 +22,8 @@ pub struct AppState {
     pub registry: Addr<Registry>,
     /// Where time comes from.
     pub clock: Clock,
+    /// Live updates.
+    pub bus: Bus,
+    /// What every charger connection shares.
+    pub chargers: Arc<ChargerEnv>,
 }

@@ -3,6 +3,9 @@
 //! the store they persist through. No HTTP routing lives here; see the `kilowatt` crate.
 
 pub mod accounts;
+pub mod billing;
+pub mod bus;
+pub mod charger;
 pub mod clock;
 pub mod ocpp;
 pub mod registry;

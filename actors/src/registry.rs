@@ -8,6 +8,10 @@
 use std::collections::HashMap;
 
 use actix::prelude::*;
+use serde_json::Value;
+
+use crate::charger::command::{CommandError, SendCommand};
+use crate::ocpp::CentralSystemRequest;
 
 /// Why a connection is asked to close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub struct ConnectionHandle {
     pub token: u64,
     /// Where to send [`CloseConnection`].
     pub close: Recipient<CloseConnection>,
+    /// Where to send commands for the charger.
+    pub commands: Recipient<SendCommand>,
 }
 
 /// Registers a charger connection under its charge point ID, replacing (and closing) any
@@ -54,6 +60,21 @@ pub struct UnregisterCharger {
     /// The token the connection registered with.
     pub token: u64,
 }
+
+/// Sends a command to a connected charger and waits for its answer.
+#[derive(Message)]
+#[rtype(result = "Result<Value, CommandError>")]
+pub struct CommandCharger {
+    /// The charge point ID.
+    pub charge_point_id: String,
+    /// The command.
+    pub request: CentralSystemRequest,
+}
+
+/// Whether a charger is connected to this node.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsConnected(pub String);
 
 /// How many chargers are connected now.
 #[derive(Message)]
@@ -115,6 +136,30 @@ impl Handler<UnregisterCharger> for Registry {
     }
 }
 
+impl Handler<CommandCharger> for Registry {
+    type Result = ResponseFuture<Result<Value, CommandError>>;
+
+    fn handle(&mut self, msg: CommandCharger, _ctx: &mut Self::Context) -> Self::Result {
+        let recipient = self.chargers.get(&msg.charge_point_id).map(|h| h.commands.clone());
+        Box::pin(async move {
+            match recipient {
+                None => Err(CommandError::NotConnected(msg.charge_point_id)),
+                Some(recipient) => {
+                    recipient.send(SendCommand(msg.request)).await.unwrap_or(Err(CommandError::Disconnected))
+                }
+            }
+        })
+    }
+}
+
+impl Handler<IsConnected> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsConnected, _ctx: &mut Self::Context) -> bool {
+        self.chargers.contains_key(&msg.0)
+    }
+}
+
 impl Handler<ConnectedChargers> for Registry {
     type Result = usize;
 
@@ -145,6 +190,13 @@ mod tests {
         type Context = Context<Self>;
     }
 
+    impl Handler<SendCommand> for FakeConnection {
+        type Result = Result<Value, CommandError>;
+        fn handle(&mut self, _msg: SendCommand, _ctx: &mut Self::Context) -> Self::Result {
+            Err(CommandError::Disconnected)
+        }
+    }
+
     impl Handler<CloseConnection> for FakeConnection {
         type Result = ();
         fn handle(&mut self, msg: CloseConnection, _ctx: &mut Self::Context) {
@@ -161,7 +213,7 @@ mod tests {
         let new = FakeConnection(new_closed.clone()).start();
         let register = |token, addr: &Addr<FakeConnection>| RegisterCharger {
             charge_point_id: "CP-1".into(),
-            handle: ConnectionHandle { token, close: addr.clone().recipient() },
+            handle: ConnectionHandle { token, close: addr.clone().recipient(), commands: addr.clone().recipient() },
         };
         registry.send(register(1, &old)).await.expect("registry");
         registry.send(register(2, &new)).await.expect("registry");

@@ -40,6 +40,9 @@ CREATE TABLE chargers (
     diagnostics_status    TEXT,
     local_list_version    INTEGER,
     online                BOOLEAN NOT NULL DEFAULT FALSE,
+    -- When the current (or last) connection was opened; a closing connection only marks the
+    -- charger offline if no newer connection has replaced it since.
+    connected_at          TIMESTAMPTZ,
     last_boot_at          TIMESTAMPTZ,
     last_seen_at          TIMESTAMPTZ,
     created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),

@@ -1,8 +1,10 @@
 //! The HTTP edge: the one route table for the web/API listener and the OCPP listener, and
 //! the extractor settings that turn malformed input into the standard JSON error.
 
+pub mod chargers;
 pub mod error;
 pub mod health;
+pub mod ocpp;
 pub mod response;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -17,12 +19,17 @@ pub fn http_routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/ocpp/{chargePointId}", web::get().to(ocpp::connect))
+        .route("/api/chargers/{chargePointId}", web::get().to(chargers::lookup))
         .default_service(web::to(not_found));
 }
 
 /// Routes served on the OCPP listener (`KILOWATT_OCPP_ADDR`).
 pub fn ocpp_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz)).default_service(web::to(not_found));
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/ocpp/{chargePointId}", web::get().to(ocpp::connect))
+        .route("/{chargePointId}", web::get().to(ocpp::connect))
+        .default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
