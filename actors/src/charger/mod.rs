@@ -103,7 +103,8 @@ pub fn start(
         identity,
         env: env.clone(),
         token: CONNECTION_TOKENS.fetch_add(1, Ordering::Relaxed),
-        connected_at: env.clock.now(),
+        // Wall-clock time, not the (possibly manual) clock: it tells connections apart.
+        connected_at: Utc::now(),
         inbox: None,
         commands: CommandQueue::default(),
         last_heard: Instant::now(),
@@ -387,6 +388,7 @@ impl Actor for ChargerActor {
         ctx.run_interval(ping_interval, move |actor, ctx| {
             if actor.last_heard.elapsed() > ping_interval * 2 {
                 tracing::warn!(charge_point_id = %actor.identity.charge_point_id, "no sign of life for two ping intervals: dropping the connection");
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Away, description: Some("no pong".into()) }));
                 ctx.stop();
             } else {
                 ctx.ping(b"kw");

@@ -296,21 +296,19 @@ pub struct ChargerView {
     /// accepted, pending or rejected.
     pub registration_status: String,
     /// Station ID, name, address and price, if assigned.
-    pub station: Option<(i64, String, String, rust_decimal::Decimal)>,
+    pub station: Option<StationSummary>,
     /// Connectors 1..n (connector 0, the charger itself, is left out).
     pub connectors: Vec<ConnectorView>,
 }
 
+/// A station as the driver-facing view shows it: ID, name, address, price per kWh.
+pub type StationSummary = (i64, String, String, rust_decimal::Decimal);
+
+type ViewRow = (i64, String, bool, Option<DateTime<Utc>>, String, Option<StationSummary>);
+
 /// Loads the driver-facing view of a charger.
 pub async fn view(conn: &mut AsyncPgConnection, charge_point_id: &str) -> Result<Option<ChargerView>, StoreError> {
-    let row: Option<(
-        i64,
-        String,
-        bool,
-        Option<DateTime<Utc>>,
-        String,
-        Option<(i64, String, String, rust_decimal::Decimal)>,
-    )> = chargers::table
+    let row: Option<ViewRow> = chargers::table
         .left_join(stations::table)
         .filter(chargers::charge_point_id.eq(charge_point_id))
         .select((
