@@ -15,7 +15,7 @@ use kilowatt_actors::registry::{self, Registry};
 use kilowatt_actors::store::StoreError;
 use kilowatt_actors::store::chargers;
 use kilowatt_actors::store::database;
-use kilowatt_actors::store::ocpp_log::OcppLog;
+use kilowatt_actors::store::ocpp_log::{self, OcppLog};
 use kilowatt_actors::store::pool::{self, PoolSettings};
 use tokio::task::JoinHandle;
 
@@ -50,6 +50,7 @@ pub struct RunningServer {
     http_handle: ServerHandle,
     ocpp_handle: ServerHandle,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -59,6 +60,9 @@ impl RunningServer {
         let closed = self.state.registry.send(registry::Shutdown).await.unwrap_or(0);
         tracing::info!(chargers = closed, "shutting down: charger sockets told to close");
         tokio::join!(self.ocpp_handle.stop(true), self.http_handle.stop(true));
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+        }
         for task in self.tasks {
             let _ = task.await;
         }
@@ -114,6 +118,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         },
     });
     let state = AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env };
+    let sweeper = actix_web::rt::spawn(prune_message_log(state.clone()));
     let config = &state.config;
     let workers =
         if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
@@ -144,6 +149,28 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     let ocpp = ocpp.run();
     let (http_handle, ocpp_handle) = (http.handle(), ocpp.handle());
     let tasks = vec![actix_web::rt::spawn(http), actix_web::rt::spawn(ocpp)];
+    let sweeper = Some(sweeper);
     tracing::info!(%http_addr, %ocpp_addr, "Kilowatt is listening");
-    Ok(RunningServer { http_addr, ocpp_addr, state, http_handle, ocpp_handle, tasks })
+    Ok(RunningServer { http_addr, ocpp_addr, state, http_handle, ocpp_handle, tasks, sweeper })
+}
+
+/// Deletes OCPP message log rows older than the configured retention, hourly.
+async fn prune_message_log(state: AppState) {
+    let retention =
+        chrono::Duration::from_std(state.config.ocpp.message_log_retention).unwrap_or(chrono::Duration::days(30));
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let before = state.clock.now() - retention;
+        let pruned = async {
+            let mut conn = pool::connection(&state.pool).await?;
+            ocpp_log::prune(&mut conn, before).await
+        }
+        .await;
+        match pruned {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned the OCPP message log"),
+            Err(error) => tracing::warn!(%error, "could not prune the OCPP message log"),
+        }
+    }
 }

@@ -471,3 +471,78 @@ async fn five_hundred_chargers_boot_at_once_and_every_one_is_answered() {
     assert!(results.iter().all(|(_, answer)| answer["status"] == "Accepted"));
     assert_eq!(count(&app, "SELECT count(*) AS n FROM chargers WHERE online AND last_boot_at IS NOT NULL").await, 500);
 }
+
+#[actix_web::test]
+async fn every_command_and_every_charger_notification_works_end_to_end() {
+    let app = common::spawn_app().await;
+    seed(&app, "CP-ALL", None).await;
+    let charger = boot(&app, "CP-ALL").await;
+    let registry = app.server.as_ref().expect("running").state.registry.clone();
+    let commands = [
+        ("CancelReservation", json!({"reservationId": 1})),
+        ("ChangeAvailability", json!({"connectorId": 0, "type": "Inoperative"})),
+        ("ChangeConfiguration", json!({"key": "HeartbeatInterval", "value": "120"})),
+        ("ClearCache", json!({})),
+        ("ClearChargingProfile", json!({})),
+        ("DataTransfer", json!({"vendorId": "kilowatt"})),
+        ("GetCompositeSchedule", json!({"connectorId": 1, "duration": 3600})),
+        ("GetConfiguration", json!({"key": ["HeartbeatInterval"]})),
+        ("GetDiagnostics", json!({"location": "ftp://diagnostics.example/upload"})),
+        ("GetLocalListVersion", json!({})),
+        ("RemoteStartTransaction", json!({"connectorId": 1, "idTag": "DRIVER1"})),
+        ("RemoteStopTransaction", json!({"transactionId": 1})),
+        (
+            "ReserveNow",
+            json!({"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "DRIVER1", "reservationId": 1}),
+        ),
+        ("Reset", json!({"type": "Soft"})),
+        (
+            "SendLocalList",
+            json!({"listVersion": 1, "updateType": "Full",
+            "localAuthorizationList": [{"idTag": "DRIVER1", "idTagInfo": {"status": "Accepted"}}]}),
+        ),
+        (
+            "SetChargingProfile",
+            json!({"connectorId": 1, "csChargingProfiles": {"chargingProfileId": 1, "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]}}}),
+        ),
+        ("TriggerMessage", json!({"requestedMessage": "Heartbeat"})),
+        ("UnlockConnector", json!({"connectorId": 1})),
+        (
+            "UpdateFirmware",
+            json!({"location": "https://firmware.example/fw.bin", "retrieveDate": "2030-01-01T00:00:00Z"}),
+        ),
+    ];
+    for (action, payload) in commands {
+        let request = CentralSystemRequest::from_action(action, &payload).unwrap_or_else(|e| panic!("{action}: {e:?}"));
+        // What goes on the wire (date-times normalised to UTC with milliseconds).
+        let wire = request.payload();
+        let answer = registry
+            .send(CommandCharger { charge_point_id: "CP-ALL".into(), request })
+            .await
+            .expect("mailbox")
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+        assert!(answer.is_object(), "{action}: {answer}");
+        assert!(
+            charger.received_calls().iter().any(|(a, p)| a == action && *p == wire),
+            "{action} not received as sent"
+        );
+    }
+    // The charger's remaining messages: vendor data, diagnostics and firmware progress.
+    let transfer = charger
+        .call("DataTransfer", json!({"vendorId": "acme", "messageId": "x", "data": "{}"}))
+        .await
+        .expect("answered");
+    assert_eq!(transfer["status"], "UnknownVendorId");
+    charger.call("DiagnosticsStatusNotification", json!({"status": "Uploaded"})).await.expect("answered");
+    charger.call("FirmwareStatusNotification", json!({"status": "Installed"})).await.expect("answered");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM chargers WHERE diagnostics_status = 'Uploaded' AND firmware_status = 'Installed'"
+        )
+        .await,
+        1
+    );
+}
