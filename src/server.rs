@@ -123,35 +123,33 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     let workers =
         if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
 
-    let http_state = web::Data::new(state.clone());
-    let http = HttpServer::new(move || {
-        App::new().app_data(http_state.clone()).wrap(from_fn(crate::metrics::observe_http)).configure(http::http_routes)
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .bind(config.http_addr)
-    .map_err(|source| StartError::Bind { addr: config.http_addr, source })?;
-    let http_addr = http.addrs()[0];
-
-    let ocpp_state = web::Data::new(state.clone());
-    let ocpp = HttpServer::new(move || {
-        App::new().app_data(ocpp_state.clone()).wrap(from_fn(crate::metrics::observe_http)).configure(http::ocpp_routes)
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .bind(config.ocpp_addr)
-    .map_err(|source| StartError::Bind { addr: config.ocpp_addr, source })?;
-    let ocpp_addr = ocpp.addrs()[0];
-
-    let http = http.run();
-    let ocpp = ocpp.run();
+    let (http, http_addr) = listen(&state, config.http_addr, workers, http::http_routes)?;
+    let (ocpp, ocpp_addr) = listen(&state, config.ocpp_addr, workers, http::ocpp_routes)?;
     let (http_handle, ocpp_handle) = (http.handle(), ocpp.handle());
     let tasks = vec![actix_web::rt::spawn(http), actix_web::rt::spawn(ocpp)];
     let sweeper = Some(sweeper);
     tracing::info!(%http_addr, %ocpp_addr, "Kilowatt is listening");
     Ok(RunningServer { http_addr, ocpp_addr, state, http_handle, ocpp_handle, tasks, sweeper })
+}
+
+/// Binds one listener serving `routes` with the shared state, metrics and request logs.
+fn listen(
+    state: &AppState,
+    addr: SocketAddr,
+    workers: usize,
+    routes: fn(&mut web::ServiceConfig),
+) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+    let data = web::Data::new(state.clone());
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).wrap(from_fn(crate::metrics::observe_http)).configure(routes)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(state.config.shutdown_timeout.as_secs())
+    .bind(addr)
+    .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    Ok((server.run(), bound))
 }
 
 /// Deletes OCPP message log rows older than the configured retention, hourly.

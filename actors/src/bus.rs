@@ -65,11 +65,6 @@ pub fn session_topic(session_id: i64) -> String {
     format!("session:{session_id}")
 }
 
-/// The topic of a user's own events.
-pub fn user_topic(user_id: i64) -> String {
-    format!("user:{user_id}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,11 +38,6 @@ impl Clock {
         Self { inner: ClockKind::Manual(Arc::new(sender)) }
     }
 
-    /// Whether this is a manual (test) clock.
-    pub fn is_manual(&self) -> bool {
-        matches!(self.inner, ClockKind::Manual(_))
-    }
-
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
         match &self.inner {

@@ -2,9 +2,8 @@
 //! HTTP Basic auth for chargers with a password (security profile 1) and the unknown-charger
 //! policy, then hands the socket to a new ChargerActor.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use base64::Engine;
 use kilowatt_actors::accounts::verify_pin;
 use kilowatt_actors::charger;
@@ -83,16 +82,15 @@ pub async fn connect(
         let authorized =
             basic_password(req.headers(), &charge_point_id).is_some_and(|password| verify_pin(&password, hash));
         if !authorized {
-            refuse(
+            let error = refuse(
                 &charge_point_id,
                 ApiError::unauthorized("This charge point needs HTTP Basic auth with its password."),
             );
-            return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
-                .insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"Kilowatt OCPP\""))
-                .json(serde_json::json!({
-                    "success": false,
-                    "error": { "code": "unauthorized", "message": "This charge point needs HTTP Basic auth with its password." }
-                })));
+            let mut response = error.error_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"Kilowatt OCPP\""));
+            return Ok(response);
         }
     }
     charger::start(identity, state.chargers.clone(), &req, stream).map_err(|error| {

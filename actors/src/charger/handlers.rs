@@ -64,6 +64,15 @@ pub async fn handle(
             "This charge point is not accepted yet: send BootNotification and wait for Accepted.",
         ));
     }
+    // The most frequent message: a pool connection only when last-seen is due a write.
+    if matches!(request, ChargePointRequest::Heartbeat(_)) {
+        if state.last_seen_written.is_none_or(|at| (now - at).num_seconds() >= LAST_SEEN_WRITE_INTERVAL_SECONDS) {
+            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
+            chargers::touch_last_seen(&mut conn, state.charger_id, now).await.map_err(internal)?;
+            state.last_seen_written = Some(now);
+        }
+        return Ok(HeartbeatResponse { current_time: now }.into());
+    }
     let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
     let conn = &mut *conn;
     Ok(match request {
@@ -95,13 +104,8 @@ pub async fn handle(
             );
             BootNotificationResponse { current_time: now, interval, status }.into()
         }
-        ChargePointRequest::Heartbeat(_) => {
-            if state.last_seen_written.is_none_or(|at| (now - at).num_seconds() >= LAST_SEEN_WRITE_INTERVAL_SECONDS) {
-                chargers::touch_last_seen(conn, state.charger_id, now).await.map_err(internal)?;
-                state.last_seen_written = Some(now);
-            }
-            HeartbeatResponse { current_time: now }.into()
-        }
+        // Answered before any checkout; see above.
+        ChargePointRequest::Heartbeat(_) => HeartbeatResponse { current_time: now }.into(),
         ChargePointRequest::StatusNotification(report) => {
             let status = StatusReport {
                 connector_number: i32::try_from(report.connector_id).unwrap_or(i32::MAX),

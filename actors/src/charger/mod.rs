@@ -73,10 +73,70 @@ struct IncomingCall {
     received: Instant,
 }
 
-/// Text the worker wants sent.
+/// What the message log records about a frame, known where the frame is made or read
+/// (so nothing is parsed twice just to log it).
+#[derive(Debug, Default)]
+struct FrameMeta {
+    message_type: Option<i16>,
+    message_id: Option<String>,
+    action: Option<String>,
+    error_code: Option<String>,
+}
+
+impl FrameMeta {
+    fn call(message_id: &str, action: &str) -> Self {
+        Self {
+            message_type: Some(2),
+            message_id: Some(message_id.into()),
+            action: Some(action.into()),
+            error_code: None,
+        }
+    }
+
+    fn result(message_id: &str, action: Option<&str>) -> Self {
+        Self {
+            message_type: Some(3),
+            message_id: Some(message_id.into()),
+            action: action.map(Into::into),
+            error_code: None,
+        }
+    }
+
+    fn error(message_id: &str, action: Option<&str>, code: ErrorCode) -> Self {
+        Self {
+            message_type: Some(4),
+            message_id: Some(message_id.into()),
+            action: action.map(Into::into),
+            error_code: Some(code.as_str().into()),
+        }
+    }
+
+    fn of(frame: &Frame, action: Option<&str>) -> Self {
+        match frame {
+            Frame::Call(call) => Self::call(&call.message_id, &call.action),
+            Frame::CallResult(result) => Self::result(&result.message_id, action),
+            Frame::CallError(error) => Self::error(&error.message_id, action, error.error.code),
+        }
+    }
+}
+
+/// A frame the worker wants sent.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Outbound(String);
+struct Outbound(String, FrameMeta);
+
+/// Logs and counts a CALLERROR we answer a charger's CALL with.
+fn record_rejection(charge_point_id: &str, action: &str, error: &CallError) {
+    tracing::warn!(
+        %charge_point_id,
+        %action,
+        code = error.code.as_str(),
+        description = %error.description,
+        "rejected message from charger"
+    );
+    metrics::counter!("ocpp_messages_total", "action" => action.to_string(), "outcome" => "rejected").increment(1);
+    metrics::counter!("ocpp_call_errors_total", "code" => error.code.as_str(), "direction" => "out").increment(1);
+}
 
 /// The actor serving one charger's socket.
 pub struct ChargerActor {
@@ -114,55 +174,29 @@ pub fn start(
 }
 
 impl ChargerActor {
-    fn log(&self, direction: &'static str, text: &str, frame: Option<&Frame>, action: Option<&str>) {
-        let (message_type, message_id, error_code) = match frame {
-            Some(Frame::Call(call)) => (Some(2), Some(call.message_id.clone()), None),
-            Some(Frame::CallResult(result)) => (Some(3), Some(result.message_id.clone()), None),
-            Some(Frame::CallError(error)) => {
-                (Some(4), Some(error.message_id.clone()), Some(error.error.code.as_str().to_string()))
-            }
-            None => (None, None, None),
-        };
-        let action = action.map(str::to_string).or_else(|| match frame {
-            Some(Frame::Call(call)) => Some(call.action.clone()),
-            _ => None,
-        });
+    fn log(&self, direction: &'static str, text: &str, meta: FrameMeta) {
         self.env.log.record(LoggedFrame {
             charge_point_id: self.identity.charge_point_id.clone(),
             direction,
-            message_type,
-            message_id,
-            action,
+            message_type: meta.message_type,
+            message_id: meta.message_id,
+            action: meta.action,
             payload: text.to_string(),
-            error_code,
+            error_code: meta.error_code,
             created_at: self.env.clock.now(),
         });
     }
 
-    fn send_text(&mut self, text: String, ctx: &mut ws::WebsocketContext<Self>) {
-        let parsed = Frame::parse(&text).ok();
-        self.log("out", &text, parsed.as_ref(), None);
+    fn send_text(&mut self, text: String, meta: FrameMeta, ctx: &mut ws::WebsocketContext<Self>) {
+        self.log("out", &text, meta);
         ctx.text(text);
-    }
-
-    fn reject(&mut self, message_id: &str, error: &CallError, action: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        tracing::warn!(
-            charge_point_id = %self.identity.charge_point_id,
-            %action,
-            code = error.code.as_str(),
-            description = %error.description,
-            "rejected message from charger"
-        );
-        metrics::counter!("ocpp_call_errors_total", "code" => error.code.as_str(), "direction" => "out").increment(1);
-        metrics::counter!("ocpp_messages_total", "action" => action.to_string(), "outcome" => "rejected").increment(1);
-        self.send_text(call_error_frame(message_id, error), ctx);
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
-                self.log("in", text, None, None);
+                self.log("in", text, FrameMeta { message_id: error.message_id.clone(), ..FrameMeta::default() });
                 tracing::warn!(
                     charge_point_id = %self.identity.charge_point_id,
                     code = error.code.as_str(),
@@ -172,9 +206,9 @@ impl ChargerActor {
                 metrics::counter!("ocpp_frames_rejected_total", "code" => error.code.as_str()).increment(1);
                 match error.disposition {
                     Disposition::Reply => {
-                        if let Some(reply) = error.reply_json() {
+                        if let (Some(reply), Some(id)) = (error.reply_json(), error.message_id.as_deref()) {
                             metrics::counter!("ocpp_call_errors_total", "code" => error.code.as_str(), "direction" => "out").increment(1);
-                            self.send_text(reply, ctx);
+                            self.send_text(reply, FrameMeta::error(id, None, error.code), ctx);
                         }
                     }
                     Disposition::FailPending => {
@@ -191,31 +225,43 @@ impl ChargerActor {
                 return;
             }
         };
+        // A result or error answers our in-flight CALL, whose action names it in the log.
+        let answered_action = match &frame {
+            Frame::Call(_) => None,
+            other => self
+                .commands
+                .in_flight
+                .as_ref()
+                .filter(|f| f.message_id == other.message_id())
+                .map(|f| f.pending.request.action()),
+        };
+        self.log("in", text, FrameMeta::of(&frame, answered_action));
         match frame {
             Frame::Call(call) => {
-                self.log("in", text, Some(&Frame::Call(call.clone())), None);
+                let Some(inbox) = &self.inbox else { return };
+                let message_id = call.message_id.clone();
+                let action = call.action.clone();
                 let incoming = IncomingCall {
-                    message_id: call.message_id.clone(),
-                    action: call.action.clone(),
+                    message_id: call.message_id,
+                    action: call.action,
                     payload: call.payload,
                     received: Instant::now(),
                 };
-                let Some(inbox) = &self.inbox else { return };
                 if inbox.try_send(incoming).is_err() {
                     let error =
                         CallError::new(ErrorCode::GenericError, "Too many messages in flight; slow down and retry.");
-                    self.reject(&call.message_id, &error, &call.action, ctx);
+                    record_rejection(&self.identity.charge_point_id, &action, &error);
+                    let meta = FrameMeta::error(&message_id, Some(&action), error.code);
+                    self.send_text(call_error_frame(&message_id, &error), meta, ctx);
                 }
             }
             Frame::CallResult(result) => {
                 let Some(in_flight) = self.commands.take_if(&result.message_id) else {
-                    self.log("in", text, Some(&Frame::CallResult(result.clone())), None);
                     tracing::warn!(charge_point_id = %self.identity.charge_point_id, message_id = %result.message_id, "CALLRESULT for no outstanding CALL: ignored");
                     return;
                 };
                 ctx.cancel_future(in_flight.timeout);
                 let action = in_flight.pending.request.action().to_string();
-                self.log("in", text, Some(&Frame::CallResult(result.clone())), Some(&action));
                 let outcome = match in_flight.pending.request.parse_response(&result.payload) {
                     Ok(_) => {
                         metrics::counter!("ocpp_commands_total", "action" => action.clone(), "result" => "answered")
@@ -232,13 +278,9 @@ impl ChargerActor {
                 self.pump(ctx);
             }
             Frame::CallError(error) => {
-                let Some(in_flight) = self.commands.take_if(&error.message_id) else {
-                    self.log("in", text, Some(&Frame::CallError(error.clone())), None);
-                    return;
-                };
+                let Some(in_flight) = self.commands.take_if(&error.message_id) else { return };
                 ctx.cancel_future(in_flight.timeout);
                 let action = in_flight.pending.request.action().to_string();
-                self.log("in", text, Some(&Frame::CallError(error.clone())), Some(&action));
                 metrics::counter!("ocpp_commands_total", "action" => action.clone(), "result" => "rejected")
                     .increment(1);
                 metrics::counter!("ocpp_call_errors_total", "code" => error.error.code.as_str(), "direction" => "in")
@@ -264,7 +306,8 @@ impl ChargerActor {
         }
         let message_id = self.commands.next_message_id();
         let text = pending.request.to_call(message_id.clone()).to_json();
-        self.send_text(text, ctx);
+        let meta = FrameMeta::call(&message_id, pending.request.action());
+        self.send_text(text, meta, ctx);
         let timeout = self.env.settings.call_timeout;
         let id_for_timeout = message_id.clone();
         let handle = ctx.run_later(timeout, move |actor, ctx| {
@@ -309,29 +352,23 @@ async fn serve_calls(
             Ok(request) => handlers::handle(&env, &mut state, request).await,
         };
         let elapsed = call.received.elapsed().as_secs_f64();
-        let text = match reply {
+        let (text, meta) = match reply {
             Ok(response) => {
                 metrics::counter!("ocpp_messages_total", "action" => call.action.clone(), "outcome" => "ok")
                     .increment(1);
-                call_result_frame(&call.message_id, &response.payload())
+                (
+                    call_result_frame(&call.message_id, &response.payload()),
+                    FrameMeta::result(&call.message_id, Some(&call.action)),
+                )
             }
             Err(error) => {
-                tracing::warn!(
-                    charge_point_id = %state.charge_point_id,
-                    action = %call.action,
-                    code = error.code.as_str(),
-                    description = %error.description,
-                    "rejected message from charger"
-                );
-                metrics::counter!("ocpp_messages_total", "action" => call.action.clone(), "outcome" => "rejected")
-                    .increment(1);
-                metrics::counter!("ocpp_call_errors_total", "code" => error.code.as_str(), "direction" => "out")
-                    .increment(1);
-                call_error_frame(&call.message_id, &error)
+                record_rejection(&state.charge_point_id, &call.action, &error);
+                let meta = FrameMeta::error(&call.message_id, Some(&call.action), error.code);
+                (call_error_frame(&call.message_id, &error), meta)
             }
         };
         metrics::histogram!("ocpp_message_duration_seconds", "action" => call.action).record(elapsed);
-        addr.do_send(Outbound(text));
+        addr.do_send(Outbound(text, meta));
     }
 }
 
@@ -510,7 +547,7 @@ impl Handler<Outbound> for ChargerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
-        self.send_text(msg.0, ctx);
+        self.send_text(msg.0, msg.1, ctx);
     }
 }
 

@@ -55,8 +55,7 @@ pub async fn register_unknown(
 }
 
 /// What a BootNotification reports about the charger.
-#[derive(Debug, Clone, Default, AsChangeset)]
-#[diesel(table_name = chargers)]
+#[derive(Debug, Clone, Default)]
 pub struct BootReport {
     /// Vendor.
     pub vendor: Option<String>,
@@ -85,7 +84,7 @@ pub async fn record_boot(
     report: &BootReport,
     now: DateTime<Utc>,
 ) -> Result<String, StoreError> {
-    // `AsChangeset` skips `None` fields; a boot report replaces them all, so set every column.
+    // A boot report replaces every field, absent ones included.
     Ok(diesel::update(chargers::table.find(charger_id))
         .set((
             chargers::vendor.eq(&report.vendor),
@@ -104,11 +103,6 @@ pub async fn record_boot(
         .returning(chargers::registration_status)
         .get_result(conn)
         .await?)
-}
-
-/// Answers the charger's registration status.
-pub async fn registration_status(conn: &mut AsyncPgConnection, charger_id: i64) -> Result<String, StoreError> {
-    Ok(chargers::table.find(charger_id).select(chargers::registration_status).first(conn).await?)
 }
 
 /// Marks a charger online for a connection opened at `connected_at`.

@@ -46,22 +46,3 @@ pub async fn insert(conn: &mut AsyncPgConnection, new_user: &NewUser<'_>) -> Res
         _ => InsertUserError::Store(StoreError::from(error)),
     })
 }
-
-/// Finds a user by primary key.
-pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<User>, StoreError> {
-    Ok(users::table.find(id).select(User::as_select()).first(conn).await.optional()?)
-}
-
-/// Finds a user by username (case-insensitive).
-pub async fn find_by_username(conn: &mut AsyncPgConnection, username: &str) -> Result<Option<User>, StoreError> {
-    Ok(users::table
-        .filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = lower(")
-                .bind::<diesel::sql_types::Text, _>(username)
-                .sql(")"),
-        )
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}

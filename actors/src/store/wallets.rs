@@ -48,8 +48,3 @@ pub async fn apply(conn: &mut AsyncPgConnection, entry: &Entry<'_>) -> Result<De
         .await?;
     Ok(balance_after)
 }
-
-/// The current balance.
-pub async fn balance(conn: &mut AsyncPgConnection, user_id: i64) -> Result<Decimal, StoreError> {
-    Ok(wallets::table.find(user_id).select(wallets::balance).first(conn).await?)
-}
