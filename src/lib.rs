@@ -2,6 +2,7 @@
 //! errors, metrics, the server lifecycle and the command line. The concurrent core lives in
 //! the `kilowatt-actors` crate.
 
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -130,6 +130,22 @@ pub fn generate_id_tag() -> String {
     format!("KW{tail}")
 }
 
+/// A fresh bearer secret (32 random bytes, base64url) and the SHA-256 hash that is stored
+/// in its place. The secret is shown to the client once and never kept.
+pub fn new_token() -> (String, [u8; 32]) {
+    use base64::Engine;
+    let secret: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a bearer secret.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,12 +18,13 @@ pub struct ApiError {
     code: Cow<'static, str>,
     message: String,
     field: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// Any status, code and message.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), field: None }
+        Self { status, code: code.into(), message: message.into(), field: None, retry_after: None }
     }
 
     /// 422: a field failed validation.
@@ -71,6 +72,24 @@ impl ApiError {
         )
     }
 
+    /// The same error with another machine-readable code.
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = code.into();
+        self
+    }
+
+    /// The same error naming the offending field.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The same error telling the client when to retry (`Retry-After`, seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// The machine-readable code.
     pub fn code(&self) -> &str {
         &self.code
@@ -93,7 +112,11 @@ impl ResponseError for ApiError {
         if let Some(field) = &self.field {
             error["field"] = json!(field);
         }
-        HttpResponse::build(self.status).json(json!({ "success": false, "error": error }))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(json!({ "success": false, "error": error }))
     }
 }
 

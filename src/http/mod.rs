@@ -1,10 +1,11 @@
 //! The HTTP edge: the one route table for the web/API listener and the OCPP listener, and
 //! the extractor settings that turn malformed input into the standard JSON error.
 
-pub mod chargers;
+pub mod api;
 pub mod error;
 pub mod health;
 pub mod ocpp;
+pub mod openapi;
 pub mod response;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,7 +21,8 @@ pub fn http_routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/ocpp/{chargePointId}", web::get().to(ocpp::connect))
-        .route("/api/chargers/{chargePointId}", web::get().to(chargers::lookup))
+        .route("/api/openapi.json", web::get().to(openapi::serve))
+        .configure(|cfg| api::routes(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))
         .default_service(web::to(not_found));
 }
 

@@ -2,8 +2,10 @@
 //! creation and embedded migrations, and query functions grouped by table. Query functions
 //! take `&mut AsyncPgConnection` so they work inside or outside a transaction.
 
+pub mod cards;
 pub mod chargers;
 pub mod database;
+pub mod logins;
 pub mod models;
 pub mod ocpp_log;
 pub mod pool;
@@ -12,10 +14,25 @@ pub mod pool;
 #[allow(missing_docs)]
 pub mod schema;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 pub mod wallets;
 
 pub use diesel_async::AsyncPgConnection;
+
+/// SQL functions the queries share.
+pub(crate) mod sql {
+    use diesel::sql_types::Text;
+
+    diesel::define_sql_function! {
+        /// SQL `upper(text)`: id tags are compared case-insensitively (OCPP's CiString).
+        fn upper(value: Text) -> Text;
+    }
+    diesel::define_sql_function! {
+        /// SQL `lower(text)`: usernames and emails are unique case-insensitively.
+        fn lower(value: Text) -> Text;
+    }
+}
 pub use pool::{DbPool, PoolSettings};
 
 /// What can go wrong talking to the database.

@@ -60,3 +60,23 @@ pub struct NewUser<'a> {
     /// OCPP idTag.
     pub id_tag: &'a str,
 }
+
+/// Profile changes; `None` leaves a field alone, `Some(None)` clears an optional one.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges<'a> {
+    /// New E.164 phone.
+    pub phone: Option<&'a str>,
+    /// New or cleared email.
+    pub email: Option<Option<&'a str>>,
+    /// New or cleared display name.
+    pub name: Option<Option<&'a str>>,
+    /// New vehicle battery size in Wh.
+    pub vehicle_battery_wh: Option<i64>,
+    /// Email notifications wanted.
+    pub notify_email: Option<bool>,
+    /// SMS notifications wanted.
+    pub notify_sms: Option<bool>,
+    /// When the change was made.
+    pub updated_at: Option<DateTime<Utc>>,
+}

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Text};
+use diesel::sql_types::Integer;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
@@ -36,10 +36,7 @@ impl IdTagDecision {
     }
 }
 
-diesel::define_sql_function! {
-    /// SQL `upper(text)`: id tags are compared case-insensitively (OCPP's CiString).
-    fn upper(value: Text) -> Text;
-}
+use super::sql::upper;
 
 /// Looks an idTag up: a driver's own tag, or one of their RFID cards.
 pub async fn authorize_id_tag(
