@@ -138,6 +138,58 @@ impl TestApp {
     }
 }
 
+/// A signed-in user, as a test holds it.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+    pub id_tag: String,
+}
+
+impl TestApp {
+    /// Any request with an optional bearer token and JSON body; answers status and JSON.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = match body {
+            Some(body) => request.send_json(body).await,
+            None => request.send().await,
+        }
+        .expect("request sent");
+        let bytes = response.body().limit(16 * 1024 * 1024).await.expect("body read");
+        (response.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Registers a user through the API (`role`: driver or owner) with PIN 1234.
+    pub async fn register(&self, username: &str, role: &str) -> User {
+        let phone = format!("9{:09}", rand::random::<u32>() % 1_000_000_000);
+        let body = serde_json::json!({ "username": username, "phone": phone, "pin": "1234", "role": role });
+        let (status, body) = self.post_json("/api/auth/register", &body).await;
+        assert_eq!(status, 201, "register {username}: {body}");
+        let data = &body["data"];
+        User {
+            id: data["user"]["id"].as_i64().expect("user id"),
+            username: username.to_owned(),
+            token: data["token"].as_str().expect("token").to_owned(),
+            id_tag: data["user"]["idTag"].as_str().expect("idTag").to_owned(),
+        }
+    }
+
+    /// Registers a driver.
+    pub async fn driver(&self, username: &str) -> User {
+        self.register(username, "driver").await
+    }
+
+    /// Registers a station owner.
+    pub async fn owner(&self, username: &str) -> User {
+        self.register(username, "owner").await
+    }
+}
+
 /// Asserts the standard error envelope and answers its code.
 pub fn error_code(body: &Value) -> &str {
     assert_eq!(body["success"], Value::Bool(false), "not an error envelope: {body}");
