@@ -8,46 +8,14 @@ use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use common::TestApp;
+use common::sql::{count, exec, money};
 use common::charge_point::{ChargePoint, ConnectError, ConnectOptions, Reply};
-use diesel::sql_types::{Nullable, Text};
-use diesel::{QueryableByName, sql_query};
-use diesel_async::RunQueryDsl;
 use kilowatt_actors::ocpp::{CentralSystemRequest, ErrorCode};
 use kilowatt_actors::registry::CommandCharger;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn exec(app: &TestApp, sql: &str) {
-    let mut conn = app.db.connect().await;
-    sql_query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-#[derive(QueryableByName)]
-struct Scalar {
-    #[diesel(sql_type = Nullable<Text>)]
-    value: Option<String>,
-}
-
-/// The single value `sql` selects, read as `T` (`sql` is used as a scalar subquery).
-async fn scalar<T: std::str::FromStr>(app: &TestApp, sql: &str) -> T {
-    let mut conn = app.db.connect().await;
-    let rows: Vec<Scalar> = sql_query(format!("SELECT ({sql})::text AS value"))
-        .load(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let text = rows[0].value.clone().unwrap_or_else(|| panic!("{sql}: NULL"));
-    text.parse().unwrap_or_else(|_| panic!("{sql}: cannot read {text}"))
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    scalar(app, sql).await
-}
-
-async fn money(app: &TestApp, sql: &str) -> Decimal {
-    scalar(app, sql).await
-}
 
 /// An owner with a station (price 18.50/kWh), a registered charger `cp`, and a driver with
 /// idTag DRIVER1 and 1000 INR in the wallet.

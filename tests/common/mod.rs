@@ -7,6 +7,7 @@
 pub mod charge_point;
 pub mod db;
 pub mod proxy;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::time::Duration;
