@@ -12,9 +12,11 @@ use kilowatt_actors::bus::Bus;
 use kilowatt_actors::charger::{ChargerEnv, ChargerSettings};
 use kilowatt_actors::clock::Clock;
 use kilowatt_actors::registry::{self, Registry};
+use kilowatt_actors::session::{SessionEnv, SessionSettings};
 use kilowatt_actors::store::StoreError;
 use kilowatt_actors::store::chargers;
 use kilowatt_actors::store::database;
+use kilowatt_actors::store::live_sessions;
 use kilowatt_actors::store::ocpp_log::{self, OcppLog};
 use kilowatt_actors::store::pool::{self, PoolSettings};
 use tokio::task::JoinHandle;
@@ -115,10 +117,18 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
             ping_interval: config.ocpp.ping_interval,
             call_timeout: config.ocpp.call_timeout,
             max_frame_bytes: config.ocpp.max_frame_bytes,
+            min_start_balance: config.policy.min_start_balance,
         },
     });
+    start_sessions(&config, &pool, &clock, &bus, &registry).await?;
     let state = AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env };
-    let sweeper = actix_web::rt::spawn(prune_message_log(state.clone()));
+    // Periodic sweeps share one task (aborted at shutdown): log retention, payment reconciliation.
+    let sweeper = actix_web::rt::spawn({
+        let (log_state, payments_state) = (state.clone(), state.clone());
+        async move {
+            tokio::join!(prune_message_log(log_state), crate::payments::reconcile_forever(payments_state));
+        }
+    });
     let config = &state.config;
     let workers =
         if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
@@ -131,6 +141,41 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     tracing::info!(%http_addr, %ocpp_addr, "Kilowatt is listening");
     Ok(RunningServer { http_addr, ocpp_addr, state, http_handle, ocpp_handle, tasks, sweeper })
 }
+
+/// Gives the registry what session actors need and rebuilds an actor for every session that
+/// was under way when Kilowatt last stopped: nothing is lost across a restart.
+async fn start_sessions(
+    config: &Config,
+    pool: &kilowatt_actors::store::DbPool,
+    clock: &Clock,
+    bus: &Bus,
+    registry: &actix::Addr<Registry>,
+) -> Result<(), StartError> {
+    let std_to_chrono = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let settings = SessionSettings {
+        start_timeout: std_to_chrono(config.policy.start_timeout),
+        // A stop the charger accepted gets as long to arrive as a start.
+        stop_timeout: std_to_chrono(config.policy.start_timeout),
+        offline_timeout: std_to_chrono(config.policy.offline_session_timeout),
+        meter_stall_timeout: std_to_chrono(config.policy.meter_stall_timeout),
+        reaction_time: chrono::Duration::seconds(SESSION_STOP_REACTION_SECONDS),
+    };
+    let env = SessionEnv { pool: pool.clone(), clock: clock.clone(), bus: bus.clone(), settings };
+    registry.do_send(registry::UseSessionEnv(Arc::new(env)));
+    let mut conn = pool::connection(pool).await?;
+    let open = live_sessions::open_ids(&mut conn).await?;
+    if !open.is_empty() {
+        tracing::info!(sessions = open.len(), "resuming sessions under way");
+    }
+    for session_id in open {
+        registry.do_send(registry::OpenSession(session_id));
+    }
+    Ok(())
+}
+
+/// How long a charger may take to act on RemoteStopTransaction; the prepaid margin covers
+/// this much charging on top of one meter interval.
+const SESSION_STOP_REACTION_SECONDS: i64 = 30;
 
 /// Binds one listener serving `routes` with the shared state, metrics and request logs.
 fn listen(

@@ -9,4 +9,5 @@ pub mod charger;
 pub mod clock;
 pub mod ocpp;
 pub mod registry;
+pub mod session;
 pub mod store;

@@ -5,13 +5,15 @@
 //! connection to close cleanly. A newer connection for the same ID replaces the older one,
 //! which is told to close.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use serde_json::Value;
 
 use crate::charger::command::{CommandError, SendCommand};
 use crate::ocpp::CentralSystemRequest;
+use crate::session::{SessionActor, SessionEnv, SessionEvent, StopError, StopOutcome, StopSession};
 
 /// Why a connection is asked to close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,16 +88,90 @@ pub struct ConnectedChargers;
 #[rtype(result = "usize")]
 pub struct Shutdown;
 
+/// Gives the registry what session actors need; sessions are only supervised once it has it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseSessionEnv(pub Arc<SessionEnv>);
+
+/// Makes sure a session under way has its actor (started from the database if it has none).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OpenSession(pub i64);
+
+/// A session actor loaded its session: index it under its charger.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionLoaded {
+    /// The session.
+    pub session_id: i64,
+    /// Its charger.
+    pub charge_point_id: String,
+}
+
+/// A session actor stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    /// The session.
+    pub session_id: i64,
+}
+
+/// Tells one session's actor what happened (starting it first if need be).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifySession {
+    /// The session.
+    pub session_id: i64,
+    /// What happened.
+    pub event: SessionEvent,
+}
+
+/// Tells every session on a charger what happened to the charger.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifyChargerSessions {
+    /// The charger.
+    pub charge_point_id: String,
+    /// What happened.
+    pub event: SessionEvent,
+}
+
+/// Asks a session's actor to stop the session.
+#[derive(Message)]
+#[rtype(result = "Result<StopOutcome, StopError>")]
+pub struct StopSessionNow {
+    /// The session.
+    pub session_id: i64,
+    /// Who asks.
+    pub stop: StopSession,
+}
+
 /// The registry actor. Start it with [`Registry::start_supervised`].
 #[derive(Default)]
 pub struct Registry {
     chargers: HashMap<String, ConnectionHandle>,
+    session_env: Option<Arc<SessionEnv>>,
+    sessions: HashMap<i64, Addr<SessionActor>>,
+    sessions_by_charger: HashMap<String, HashSet<i64>>,
 }
 
 impl Registry {
     /// Starts the registry under a supervisor that restarts it if it ever panics.
     pub fn start_supervised() -> Addr<Registry> {
         Supervisor::start(|_| Registry::default())
+    }
+
+    /// The session's actor, started if it has none yet (and sessions are configured).
+    fn session(&mut self, session_id: i64, ctx: &mut Context<Self>) -> Option<Addr<SessionActor>> {
+        if let Some(addr) = self.sessions.get(&session_id).filter(|a| a.connected()) {
+            return Some(addr.clone());
+        }
+        let env = self.session_env.clone()?;
+        // Until the actor has loaded its charger, assume it is online; a charger that is in
+        // fact gone is reported by the ChargerOffline that follows its disconnect.
+        let addr = SessionActor::new(session_id, env, ctx.address(), true).start();
+        self.sessions.insert(session_id, addr.clone());
+        Some(addr)
     }
 }
 
@@ -123,6 +199,7 @@ impl Handler<RegisterCharger> for Registry {
             tracing::info!(charge_point_id = %msg.charge_point_id, "newer connection replaces the old one");
             old.close.do_send(CloseConnection(CloseReason::Replaced));
         }
+        self.notify_charger_sessions(&msg.charge_point_id, SessionEvent::ChargerOnline);
     }
 }
 
@@ -132,7 +209,98 @@ impl Handler<UnregisterCharger> for Registry {
     fn handle(&mut self, msg: UnregisterCharger, _ctx: &mut Self::Context) {
         if self.chargers.get(&msg.charge_point_id).is_some_and(|h| h.token == msg.token) {
             self.chargers.remove(&msg.charge_point_id);
+            self.notify_charger_sessions(&msg.charge_point_id, SessionEvent::ChargerOffline);
         }
+    }
+}
+
+impl Registry {
+    fn notify_charger_sessions(&self, charge_point_id: &str, event: SessionEvent) {
+        for id in self.sessions_by_charger.get(charge_point_id).into_iter().flatten() {
+            if let Some(addr) = self.sessions.get(id) {
+                addr.do_send(event.clone());
+            }
+        }
+    }
+}
+
+impl Handler<UseSessionEnv> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseSessionEnv, _ctx: &mut Self::Context) {
+        self.session_env = Some(msg.0);
+    }
+}
+
+impl Handler<OpenSession> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: OpenSession, ctx: &mut Self::Context) {
+        self.session(msg.0, ctx);
+    }
+}
+
+impl Handler<SessionLoaded> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionLoaded, _ctx: &mut Self::Context) {
+        let online = self.chargers.contains_key(&msg.charge_point_id);
+        if let Some(addr) = self.sessions.get(&msg.session_id) {
+            addr.do_send(if online { SessionEvent::ChargerOnline } else { SessionEvent::ChargerOffline });
+        }
+        self.sessions_by_charger.entry(msg.charge_point_id).or_default().insert(msg.session_id);
+    }
+}
+
+impl Handler<SessionClosed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionClosed, _ctx: &mut Self::Context) {
+        self.sessions.remove(&msg.session_id);
+        self.sessions_by_charger.retain(|_, ids| {
+            ids.remove(&msg.session_id);
+            !ids.is_empty()
+        });
+    }
+}
+
+impl Handler<NotifySession> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifySession, ctx: &mut Self::Context) {
+        let existing = self.sessions.get(&msg.session_id).filter(|a| a.connected()).cloned();
+        match (existing, msg.event) {
+            (Some(addr), event) => addr.do_send(event),
+            // Nothing to tell a session that has no actor and has just closed.
+            (None, SessionEvent::Settled) => {}
+            (None, event) => {
+                if let Some(addr) = self.session(msg.session_id, ctx) {
+                    addr.do_send(event);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<NotifyChargerSessions> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifyChargerSessions, _ctx: &mut Self::Context) {
+        self.notify_charger_sessions(&msg.charge_point_id, msg.event);
+    }
+}
+
+impl Handler<StopSessionNow> for Registry {
+    type Result = ResponseFuture<Result<StopOutcome, StopError>>;
+
+    fn handle(&mut self, msg: StopSessionNow, ctx: &mut Self::Context) -> Self::Result {
+        let addr = self.session(msg.session_id, ctx);
+        Box::pin(async move {
+            match addr {
+                Some(addr) => addr.send(msg.stop).await.unwrap_or(Err(StopError::Ended)),
+                None => Err(StopError::Ended),
+            }
+        })
     }
 }
 

@@ -15,11 +15,13 @@ use crate::ocpp::{
     AuthorizationStatus, CallError, CentralSystemResponse, ChargePointRequest, DataTransferStatus, ErrorCode,
     IdTagInfo, IdToken, MeterValue, RegistrationStatus,
 };
+use crate::registry::{NotifyChargerSessions, NotifySession};
+use crate::session::SessionEvent;
 use crate::store::chargers::{self, BootReport, StatusReport};
 use crate::store::sessions::{
     self, IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome,
 };
-use crate::store::{StoreError, pool};
+use crate::store::{StoreError, live_sessions, pool, wallets};
 
 /// How often, at most, a heartbeat writes last-seen to the database.
 const LAST_SEEN_WRITE_INTERVAL_SECONDS: i64 = 60;
@@ -117,6 +119,15 @@ pub async fn handle(
                 reported_at: report.timestamp,
             };
             chargers::record_status(conn, state.charger_id, &status, now).await.map_err(internal)?;
+            if status.status == "Faulted" {
+                env.registry.do_send(NotifyChargerSessions {
+                    charge_point_id: state.charge_point_id.clone(),
+                    event: SessionEvent::Faulted {
+                        connector_number: status.connector_number,
+                        error_code: status.error_code.clone(),
+                    },
+                });
+            }
             env.bus.publish(
                 charger_topic(&state.charge_point_id),
                 "connectorStatus",
@@ -140,6 +151,7 @@ pub async fn handle(
             {
                 decision.status = "ConcurrentTx";
             }
+            refuse_without_balance(env, conn, &mut decision).await?;
             AuthorizeResponse { id_tag_info: id_tag_info(&decision) }.into()
         }
         ChargePointRequest::StartTransaction(start) => {
@@ -150,8 +162,13 @@ pub async fn handle(
                 meter_start: start.meter_start,
                 timestamp: start.timestamp,
             };
-            let outcome = sessions::start_transaction(conn, &input, now).await.map_err(internal)?;
+            let mut outcome = sessions::start_transaction(conn, &input, now).await.map_err(internal)?;
+            for superseded in &outcome.superseded {
+                env.registry.do_send(NotifySession { session_id: *superseded, event: SessionEvent::Settled });
+            }
+            refuse_without_balance(env, conn, &mut outcome.decision).await?;
             if !outcome.retransmission {
+                env.registry.do_send(NotifySession { session_id: outcome.session_id, event: SessionEvent::Started });
                 let data = json!({
                     "chargePointId": state.charge_point_id,
                     "connectorId": input.connector_number,
@@ -196,6 +213,7 @@ pub async fn handle(
                     session_id,
                     settlement: Settlement::Settled { energy_wh, cost, meter_fault, .. },
                 } => {
+                    env.registry.do_send(NotifySession { session_id: *session_id, event: SessionEvent::Settled });
                     let data = json!({
                         "chargePointId": state.charge_point_id,
                         "sessionId": session_id,
@@ -207,11 +225,19 @@ pub async fn handle(
                     env.bus.publish(charger_topic(&state.charge_point_id), "transactionStopped", data.clone());
                     env.bus.publish(session_topic(*session_id), "sessionSettled", data);
                 }
-                StopOutcome::Known { settlement: Settlement::AlreadySettled, .. } => tracing::info!(
-                    charge_point_id = %state.charge_point_id,
-                    transaction_id = stop.transaction_id,
-                    "repeated StopTransaction: already settled, nothing billed"
-                ),
+                StopOutcome::Known { session_id, settlement: Settlement::AlreadySettled } => {
+                    // Closed earlier (a fault, offline, the owner): the final reading may add
+                    // energy the last good reading did not show — at most one adjustment.
+                    let reconciled = live_sessions::reconcile_late_stop(conn, *session_id, stop.meter_stop, now)
+                        .await
+                        .map_err(internal)?;
+                    tracing::info!(
+                        charge_point_id = %state.charge_point_id,
+                        transaction_id = stop.transaction_id,
+                        ?reconciled,
+                        "StopTransaction for a session already settled"
+                    );
+                }
             }
             let id_tag_info = match stop.id_tag {
                 Some(tag) => {
@@ -277,7 +303,17 @@ async fn record_meter_values(
             .and_then(|s| s.round().to_i16())
             .filter(|s| (0..=100).contains(s)),
     };
+    let sampled_at = values.iter().map(|v| v.timestamp).max().unwrap_or(now);
     if let Some(progress) = sessions::record_meter_values(conn, &input, now).await.map_err(internal)? {
+        env.registry.do_send(NotifySession {
+            session_id: progress.session_id,
+            event: SessionEvent::Progress {
+                energy_wh: progress.energy_wh,
+                power_w: progress.power_w,
+                cost: progress.cost,
+                sampled_at,
+            },
+        });
         env.bus.publish(
             session_topic(progress.session_id),
             "sessionUpdate",
@@ -289,6 +325,24 @@ async fn record_meter_values(
                 "cost": progress.cost,
             }),
         );
+    }
+    Ok(())
+}
+
+/// An accepted driver whose wallet holds less than the minimum to start is answered Blocked.
+async fn refuse_without_balance(
+    env: &ChargerEnv,
+    conn: &mut crate::store::AsyncPgConnection,
+    decision: &mut IdTagDecision,
+) -> Result<(), CallError> {
+    if decision.status != "Accepted" {
+        return Ok(());
+    }
+    let Some(user_id) = decision.user_id else { return Ok(()) };
+    let balance = wallets::balance(conn, user_id).await.map_err(internal)?.unwrap_or_default();
+    if balance < env.settings.min_start_balance {
+        tracing::info!(user_id, %balance, "idTag refused: wallet below the minimum to start");
+        decision.status = "Blocked";
     }
     Ok(())
 }

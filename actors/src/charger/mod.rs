@@ -42,6 +42,8 @@ pub struct ChargerSettings {
     pub call_timeout: Duration,
     /// Largest frame accepted; larger ones close the socket with 1009.
     pub max_frame_bytes: usize,
+    /// A driver's idTag is refused (Blocked) when the wallet holds less than this.
+    pub min_start_balance: rust_decimal::Decimal,
 }
 
 /// What every charger connection shares.

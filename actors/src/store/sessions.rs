@@ -428,6 +428,7 @@ struct SessionForSettle {
     started_at: Option<DateTime<Utc>>,
     requested_at: DateTime<Utc>,
     settled_at: Option<DateTime<Utc>>,
+    stop_reason: Option<String>,
 }
 
 /// Settles a session exactly once, in the caller's transaction (or its own): closes it, debits
@@ -455,6 +456,7 @@ pub async fn settle(
                 charging_sessions::started_at,
                 charging_sessions::requested_at,
                 charging_sessions::settled_at,
+                charging_sessions::stop_reason,
             ))
             .first(conn)
             .await?;
@@ -486,7 +488,8 @@ pub async fn settle(
                 charging_sessions::meter_stop_wh.eq(how.meter_stop),
                 charging_sessions::average_power_w.eq(billing::average_power_w(energy_wh, seconds)),
                 charging_sessions::cost.eq(cost),
-                charging_sessions::stop_reason.eq(&how.stop_reason),
+                // A reason recorded when the stop was asked for (prepaid limit, owner) wins.
+                charging_sessions::stop_reason.eq(session.stop_reason.as_ref().unwrap_or(&how.stop_reason)),
                 charging_sessions::ocpp_stop_reason.eq(&how.ocpp_reason),
                 charging_sessions::meter_fault.eq(meter_fault),
                 charging_sessions::settled_at.eq(now),

@@ -1,0 +1,297 @@
+//! Queries for sessions under way: what a SessionActor loads when it (re)starts, the pending
+//! session a remote start creates, the stop reasons it records, and the reconciliation of a
+//! StopTransaction that arrives after the session was already closed.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+
+use super::StoreError;
+use super::schema::{chargers, charging_sessions, connectors, revenue_entries, stations, users};
+use super::wallets::{self, Entry};
+use crate::billing;
+
+/// A pending or active session, as its actor needs it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = charging_sessions, check_for_backend(diesel::pg::Pg))]
+pub struct OpenSession {
+    /// Session ID.
+    pub id: i64,
+    /// The paying driver (none for an unknown idTag).
+    pub user_id: Option<i64>,
+    /// The charger's row.
+    pub charger_id: i64,
+    /// The connector's row.
+    pub connector_id: i64,
+    /// The station, if the charger has one.
+    pub station_id: Option<i64>,
+    /// OCPP transaction ID, once StartTransaction arrived.
+    pub transaction_id: Option<i32>,
+    /// pending or active.
+    pub status: String,
+    /// INR per kWh, fixed at start.
+    pub price_per_kwh: Decimal,
+    /// Energy so far, Wh.
+    pub energy_wh: i64,
+    /// Running cost.
+    pub cost: Decimal,
+    /// Driver's energy limit, Wh.
+    pub limit_energy_wh: Option<i64>,
+    /// Driver's money limit, INR.
+    pub limit_amount: Option<Decimal>,
+    /// When it was asked for.
+    pub requested_at: DateTime<Utc>,
+    /// When the charger started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// A stop reason recorded before the charger confirmed the stop.
+    pub stop_reason: Option<String>,
+}
+
+/// An open session with where it runs.
+#[derive(Debug, Clone)]
+pub struct OpenSessionAt {
+    /// The session.
+    pub session: OpenSession,
+    /// The charger's charge point ID.
+    pub charge_point_id: String,
+    /// The connector number.
+    pub connector_number: i32,
+}
+
+/// Loads an open session; `None` once it is settled (or never existed).
+pub async fn load_open(conn: &mut AsyncPgConnection, session_id: i64) -> Result<Option<OpenSessionAt>, StoreError> {
+    let row: Option<(OpenSession, String, i32)> = charging_sessions::table
+        .inner_join(chargers::table)
+        .inner_join(connectors::table)
+        .filter(charging_sessions::id.eq(session_id))
+        .filter(charging_sessions::status.eq_any(["pending", "active"]))
+        .select((OpenSession::as_select(), chargers::charge_point_id, connectors::connector_number))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(session, charge_point_id, connector_number)| OpenSessionAt {
+        session,
+        charge_point_id,
+        connector_number,
+    }))
+}
+
+/// Every open session's ID (rebuilt into actors at start-up).
+pub async fn open_ids(conn: &mut AsyncPgConnection) -> Result<Vec<i64>, StoreError> {
+    Ok(charging_sessions::table
+        .filter(charging_sessions::status.eq_any(["pending", "active"]))
+        .order(charging_sessions::id)
+        .select(charging_sessions::id)
+        .load(conn)
+        .await?)
+}
+
+/// Records why a stop was asked for, unless a reason is already recorded; the settlement keeps it.
+pub async fn record_stop_reason(
+    conn: &mut AsyncPgConnection,
+    session_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    diesel::update(charging_sessions::table.find(session_id))
+        .filter(charging_sessions::stop_reason.is_null())
+        .filter(charging_sessions::settled_at.is_null())
+        .set((charging_sessions::stop_reason.eq(reason), charging_sessions::updated_at.eq(now)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A remote start from the API.
+#[derive(Debug, Clone)]
+pub struct RemoteStart {
+    /// The driver.
+    pub user_id: i64,
+    /// The charger's row.
+    pub charger_id: i64,
+    /// The connector's row.
+    pub connector_id: i64,
+    /// The driver's idTag, sent in RemoteStartTransaction.
+    pub id_tag: String,
+    /// Where the session came from: app or manual.
+    pub source: &'static str,
+    /// Energy limit, Wh.
+    pub limit_energy_wh: Option<i64>,
+    /// Money limit, INR.
+    pub limit_amount: Option<Decimal>,
+    /// Battery level the app reported at start.
+    pub battery_level_start: Option<i16>,
+    /// A booking this start consumes.
+    pub booking_id: Option<i64>,
+}
+
+/// Why a pending session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteStartError {
+    /// The connector already has a session under way.
+    #[error("the connector is busy")]
+    ConnectorBusy,
+    /// The driver already has a session under way.
+    #[error("the driver has a session under way")]
+    SessionActive,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates the pending session a remote start waits on, with the station's price fixed now.
+/// The database's partial unique indexes make "one open session per connector and per driver"
+/// hold even when two requests race.
+pub async fn create_pending(
+    conn: &mut AsyncPgConnection,
+    start: &RemoteStart,
+    now: DateTime<Utc>,
+) -> Result<i64, RemoteStartError> {
+    let (station_id, price): (Option<i64>, Option<Decimal>) = chargers::table
+        .left_join(stations::table)
+        .filter(chargers::id.eq(start.charger_id))
+        .select((chargers::station_id, stations::price_per_kwh.nullable()))
+        .first(conn)
+        .await
+        .map_err(StoreError::from)?;
+    diesel::insert_into(charging_sessions::table)
+        .values((
+            charging_sessions::user_id.eq(start.user_id),
+            charging_sessions::charger_id.eq(start.charger_id),
+            charging_sessions::connector_id.eq(start.connector_id),
+            charging_sessions::station_id.eq(station_id),
+            charging_sessions::id_tag.eq(&start.id_tag),
+            charging_sessions::source.eq(start.source),
+            charging_sessions::status.eq("pending"),
+            charging_sessions::price_per_kwh.eq(price.unwrap_or_default()),
+            charging_sessions::limit_energy_wh.eq(start.limit_energy_wh),
+            charging_sessions::limit_amount.eq(start.limit_amount),
+            charging_sessions::battery_level_start.eq(start.battery_level_start),
+            charging_sessions::booking_id.eq(start.booking_id),
+            charging_sessions::requested_at.eq(now),
+        ))
+        .returning(charging_sessions::id)
+        .get_result(conn)
+        .await
+        .map_err(|error| match &error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => match info.constraint_name() {
+                Some("charging_sessions_one_per_driver") => RemoteStartError::SessionActive,
+                Some("charging_sessions_one_per_connector") => RemoteStartError::ConnectorBusy,
+                _ => RemoteStartError::Store(error.into()),
+            },
+            _ => RemoteStartError::Store(error.into()),
+        })
+}
+
+/// What a late StopTransaction changed on a session that had already been closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciliation {
+    /// The final reading matched what was billed (or was not usable): nothing changed.
+    Unchanged,
+    /// The charger delivered more than was billed: one adjusting debit.
+    Adjusted {
+        /// Extra energy, Wh.
+        extra_wh: i64,
+        /// Extra amount debited.
+        extra_cost: Decimal,
+    },
+}
+
+/// Reconciles a StopTransaction for a session that was settled earlier (by a fault, an
+/// offline timeout or an owner's cancel) with the charger's final meter reading: at most one
+/// adjusting ledger entry per session, enforced by the ledger's unique key.
+pub async fn reconcile_late_stop(
+    conn: &mut AsyncPgConnection,
+    session_id: i64,
+    meter_stop: i64,
+    now: DateTime<Utc>,
+) -> Result<Reconciliation, StoreError> {
+    conn.transaction::<_, StoreError, _>(async move |conn| {
+        let (user_id, station_id, meter_start, energy_wh, cost, price, previous_stop): (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            Decimal,
+            Decimal,
+            Option<i64>,
+        ) = charging_sessions::table
+            .find(session_id)
+            .for_update()
+            .select((
+                charging_sessions::user_id,
+                charging_sessions::station_id,
+                charging_sessions::meter_start_wh,
+                charging_sessions::energy_wh,
+                charging_sessions::cost,
+                charging_sessions::price_per_kwh,
+                charging_sessions::meter_stop_wh,
+            ))
+            .first(conn)
+            .await?;
+        let Some(meter_start) = meter_start else { return Ok(Reconciliation::Unchanged) };
+        // A session that already had the charger's own final reading is not reconciled again.
+        if previous_stop.is_some() || meter_stop < meter_start {
+            return Ok(Reconciliation::Unchanged);
+        }
+        let true_energy = meter_stop - meter_start;
+        if true_energy <= energy_wh {
+            diesel::update(charging_sessions::table.find(session_id))
+                .set((charging_sessions::meter_stop_wh.eq(meter_stop), charging_sessions::updated_at.eq(now)))
+                .execute(conn)
+                .await?;
+            return Ok(Reconciliation::Unchanged);
+        }
+        let true_cost = if user_id.is_some() { billing::cost(true_energy, price) } else { Decimal::ZERO };
+        let extra_cost = (true_cost - cost).max(Decimal::ZERO);
+        let extra_wh = true_energy - energy_wh;
+        diesel::update(charging_sessions::table.find(session_id))
+            .set((
+                charging_sessions::meter_stop_wh.eq(meter_stop),
+                charging_sessions::energy_wh.eq(true_energy),
+                charging_sessions::cost.eq(true_cost.max(cost)),
+                charging_sessions::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        if let Some(user_id) = user_id
+            && extra_cost > Decimal::ZERO
+        {
+            wallets::apply(
+                conn,
+                &Entry {
+                    user_id,
+                    amount: -extra_cost,
+                    kind: "adjustment",
+                    description: "Charging session adjustment (final meter reading)",
+                    reference_kind: "session",
+                    reference_id: session_id,
+                },
+            )
+            .await?;
+            if let Some(station_id) = station_id {
+                let owner_id: i64 = stations::table.find(station_id).select(stations::owner_id).first(conn).await?;
+                diesel::insert_into(revenue_entries::table)
+                    .values((
+                        revenue_entries::station_id.eq(station_id),
+                        revenue_entries::owner_id.eq(owner_id),
+                        revenue_entries::session_id.eq(session_id),
+                        revenue_entries::kind.eq("adjustment"),
+                        revenue_entries::amount.eq(extra_cost),
+                        revenue_entries::energy_wh.eq(extra_wh),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(Reconciliation::Adjusted { extra_wh, extra_cost })
+    })
+    .await
+}
+
+/// The driver's idTag.
+pub async fn id_tag_of(conn: &mut AsyncPgConnection, user_id: i64) -> Result<String, StoreError> {
+    Ok(users::table.find(user_id).select(users::id_tag).first(conn).await?)
+}
