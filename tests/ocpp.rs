@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use common::TestApp;
-use common::sql::{count, exec, money};
 use common::charge_point::{ChargePoint, ConnectError, ConnectOptions, Reply};
+use common::sql::{count, exec, money};
 use kilowatt_actors::ocpp::{CentralSystemRequest, ErrorCode};
 use kilowatt_actors::registry::CommandCharger;
 use rust_decimal::Decimal;

@@ -38,4 +38,3 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
 pub async fn money(app: &TestApp, sql: &str) -> Decimal {
     scalar(app, sql).await
 }
-

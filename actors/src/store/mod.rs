@@ -5,6 +5,7 @@
 pub mod cards;
 pub mod chargers;
 pub mod database;
+pub mod live_sessions;
 pub mod logins;
 pub mod models;
 pub mod ocpp_log;
