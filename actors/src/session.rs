@@ -78,6 +78,8 @@ pub enum StopOutcome {
     Stopping,
     /// The session was settled now.
     Settled {
+        /// completed, cancelled, or failed (it had not started).
+        status: &'static str,
         /// Energy billed, Wh.
         energy_wh: i64,
         /// Amount debited.
@@ -469,7 +471,11 @@ impl Handler<StopSession> for SessionActor {
             }
             // Cancelled by the owner, never started, or the charger cannot act: close it now,
             // billed to the last reading. A StopTransaction that comes later is reconciled.
-            let status = if initiator == StopInitiator::OwnerCancel { "cancelled" } else { "completed" };
+            let status = match initiator {
+                _ if state.session.status == "pending" => "failed",
+                StopInitiator::OwnerCancel => "cancelled",
+                _ => "completed",
+            };
             let how = Settle {
                 ended_at: env.clock.now(),
                 meter_stop: None,
@@ -481,7 +487,7 @@ impl Handler<StopSession> for SessionActor {
             match sessions::settle(&mut conn, id, &how, env.clock.now()).await? {
                 Settlement::Settled { energy_wh, cost, .. } => {
                     publish_settled(&env.bus, &state.charge_point_id, id, energy_wh, cost);
-                    Ok(StopOutcome::Settled { energy_wh, cost })
+                    Ok(StopOutcome::Settled { status, energy_wh, cost })
                 }
                 Settlement::AlreadySettled => Err(StopError::Ended),
             }

@@ -1,0 +1,222 @@
+//! Sessions as drivers and owners read them: one row shape joined with charger, connector,
+//! station and driver, and the filters the API needs (a driver's own, open ones at an owner's
+//! stations, one by ID or transaction).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+
+use super::StoreError;
+use super::schema::{chargers, charging_sessions, connectors, stations, users};
+
+/// A session with where it ran and who charged.
+#[derive(Debug, Clone, Queryable)]
+pub struct SessionRow {
+    /// Session ID.
+    pub id: i64,
+    /// The driver.
+    pub user_id: Option<i64>,
+    /// pending, active, completed, cancelled or failed.
+    pub status: String,
+    /// app, charger or manual.
+    pub source: String,
+    /// OCPP transaction ID.
+    pub transaction_id: Option<i32>,
+    /// INR per kWh.
+    pub price_per_kwh: Decimal,
+    /// Energy, Wh.
+    pub energy_wh: i64,
+    /// Power now, W.
+    pub power_w: Option<i64>,
+    /// State of charge, %.
+    pub soc_percent: Option<i16>,
+    /// Battery level the app reported at start.
+    pub battery_level_start: Option<i16>,
+    /// Battery level the app reported at the end.
+    pub battery_level_end: Option<i16>,
+    /// Cost so far or billed.
+    pub cost: Decimal,
+    /// Energy limit, Wh.
+    pub limit_energy_wh: Option<i64>,
+    /// Money limit.
+    pub limit_amount: Option<Decimal>,
+    /// Asked for.
+    pub requested_at: DateTime<Utc>,
+    /// Started at the charger.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Duration, s.
+    pub duration_seconds: Option<i32>,
+    /// Average power, W.
+    pub average_power_w: Option<i64>,
+    /// Why it ended.
+    pub stop_reason: Option<String>,
+    /// The meter ran backwards.
+    pub meter_fault: bool,
+    /// The driver's rating of the station.
+    pub rating: Option<i16>,
+    /// The charger.
+    pub charge_point_id: String,
+    /// The connector number.
+    pub connector_number: i32,
+    /// The station.
+    pub station_id: Option<i64>,
+    /// Its name.
+    pub station_name: Option<String>,
+    /// Its owner.
+    pub station_owner_id: Option<i64>,
+    /// The driver's username.
+    pub driver_username: Option<String>,
+    /// The driver's name.
+    pub driver_name: Option<String>,
+    /// The driver's email.
+    pub driver_email: Option<String>,
+}
+
+macro_rules! session_rows {
+    () => {
+        charging_sessions::table
+            .inner_join(chargers::table)
+            .inner_join(connectors::table)
+            .left_join(stations::table.on(charging_sessions::station_id.eq(stations::id.nullable())))
+            .left_join(users::table.on(charging_sessions::user_id.eq(users::id.nullable())))
+            .select((
+                charging_sessions::id,
+                charging_sessions::user_id,
+                charging_sessions::status,
+                charging_sessions::source,
+                charging_sessions::transaction_id,
+                charging_sessions::price_per_kwh,
+                charging_sessions::energy_wh,
+                charging_sessions::power_w,
+                charging_sessions::soc_percent,
+                charging_sessions::battery_level_start,
+                charging_sessions::battery_level_end,
+                charging_sessions::cost,
+                charging_sessions::limit_energy_wh,
+                charging_sessions::limit_amount,
+                charging_sessions::requested_at,
+                charging_sessions::started_at,
+                charging_sessions::ended_at,
+                charging_sessions::duration_seconds,
+                charging_sessions::average_power_w,
+                charging_sessions::stop_reason,
+                charging_sessions::meter_fault,
+                charging_sessions::rating,
+                chargers::charge_point_id,
+                connectors::connector_number,
+                charging_sessions::station_id,
+                stations::name.nullable(),
+                stations::owner_id.nullable(),
+                users::username.nullable(),
+                users::name.nullable(),
+                users::email.nullable(),
+            ))
+    };
+}
+
+/// One session by ID.
+pub async fn by_id(conn: &mut AsyncPgConnection, session_id: i64) -> Result<Option<SessionRow>, StoreError> {
+    Ok(session_rows!().filter(charging_sessions::id.eq(session_id)).first(conn).await.optional()?)
+}
+
+/// The driver's session with this OCPP transaction ID.
+pub async fn by_transaction(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    transaction_id: i32,
+) -> Result<Option<SessionRow>, StoreError> {
+    Ok(session_rows!()
+        .filter(charging_sessions::user_id.eq(user_id))
+        .filter(charging_sessions::transaction_id.eq(transaction_id))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The driver's session under way, if any.
+pub async fn open_for_driver(conn: &mut AsyncPgConnection, user_id: i64) -> Result<Option<SessionRow>, StoreError> {
+    Ok(session_rows!()
+        .filter(charging_sessions::user_id.eq(user_id))
+        .filter(charging_sessions::status.eq_any(["pending", "active"]))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Sessions under way at an owner's stations (every station when `owner_id` is `None`), oldest first.
+pub async fn open_at_stations(
+    conn: &mut AsyncPgConnection,
+    owner_id: Option<i64>,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let query = session_rows!().filter(charging_sessions::status.eq_any(["pending", "active"])).into_boxed();
+    let query = match owner_id {
+        Some(owner_id) => query.filter(stations::owner_id.eq(owner_id)),
+        None => query,
+    };
+    Ok(query.order(charging_sessions::id).load(conn).await?)
+}
+
+/// Which sessions of a driver's history to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryFilter {
+    /// The last 30 days.
+    Recent,
+    /// Since the first of this month (UTC).
+    ThisMonth,
+    /// Everything.
+    AllTime,
+}
+
+/// A page of the driver's sessions, newest first, and how many there are in all.
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    since: Option<DateTime<Utc>>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SessionRow>, i64), StoreError> {
+    let mut rows = session_rows!().filter(charging_sessions::user_id.eq(user_id)).into_boxed();
+    let mut total = charging_sessions::table.filter(charging_sessions::user_id.eq(user_id)).count().into_boxed();
+    if let Some(since) = since {
+        rows = rows.filter(charging_sessions::requested_at.ge(since));
+        total = total.filter(charging_sessions::requested_at.ge(since));
+    }
+    let rows = rows.order(charging_sessions::id.desc()).limit(limit).offset(offset).load(conn).await?;
+    let total = total.get_result(conn).await?;
+    Ok((rows, total))
+}
+
+/// Where a driver wants to start: the charger and connector rows and what decides whether
+/// a start is possible.
+#[derive(Debug, Clone, Queryable)]
+pub struct StartTarget {
+    /// The charger's row.
+    pub charger_id: i64,
+    /// accepted, pending or rejected.
+    pub registration_status: String,
+    /// The station (a charger without one cannot be priced).
+    pub station_id: Option<i64>,
+    /// The connector's row.
+    pub connector_id: i64,
+    /// Its OCPP status.
+    pub connector_status: String,
+}
+
+/// The charger and connector a start names; `Ok(None)` when either does not exist.
+pub async fn start_target(
+    conn: &mut AsyncPgConnection,
+    charge_point_id: &str,
+    connector_number: i32,
+) -> Result<Option<StartTarget>, StoreError> {
+    Ok(chargers::table
+        .inner_join(connectors::table)
+        .filter(chargers::charge_point_id.eq(charge_point_id))
+        .filter(connectors::connector_number.eq(connector_number))
+        .select((chargers::id, chargers::registration_status, chargers::station_id, connectors::id, connectors::status))
+        .first(conn)
+        .await
+        .optional()?)
+}

@@ -1,0 +1,311 @@
+//! Drivers start and stop charging: `POST /api/charging/start`, `POST /api/charging/stop`,
+//! `GET /api/charging/sessions/active`. A start checks everything a driver can be told
+//! about (charger, online, connector free, no other session, balance), creates the pending
+//! session and sends RemoteStartTransaction; the charger's StartTransaction makes it active.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use kilowatt_actors::charger::command::CommandError;
+use kilowatt_actors::ocpp::CentralSystemRequest;
+use kilowatt_actors::registry::{CommandCharger, IsConnected, NotifySession, OpenSession, StopSessionNow};
+use kilowatt_actors::session::{SessionEvent, StopError, StopInitiator, StopOutcome, StopSession};
+use kilowatt_actors::store::live_sessions::{self, RemoteStart, RemoteStartError};
+use kilowatt_actors::store::session_views::{self, SessionRow};
+use kilowatt_actors::store::sessions::{self, Settle};
+use kilowatt_actors::store::{chargers, pool, wallets};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::session_view::SessionView;
+use crate::auth::Auth;
+use crate::http::error::ApiError;
+use crate::http::ocpp::valid_charge_point_id;
+use crate::http::openapi::{Envelope, ErrorEnvelope};
+use crate::http::response;
+use crate::state::AppState;
+
+/// A start request. The AppEV app's snake_case names are accepted too.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartCharging {
+    /// The charge point ID.
+    #[serde(alias = "charger_id")]
+    #[schema(example = "CP-001")]
+    charger_id: String,
+    /// The connector (1..n).
+    #[serde(alias = "connector_id")]
+    #[schema(example = 1)]
+    connector_id: i32,
+    /// Ignored: a driver always charges with their own idTag (accepted for the AppEV app).
+    #[serde(alias = "id_tag")]
+    #[allow(dead_code)]
+    id_tag: Option<String>,
+    /// Stop once this much energy is delivered, kWh.
+    #[schema(value_type = Option<f64>, example = 20)]
+    energy_limit_kwh: Option<Decimal>,
+    /// Stop before the cost reaches this many INR.
+    #[schema(value_type = Option<f64>, example = 300)]
+    amount_limit: Option<Decimal>,
+    /// The vehicle's battery level now, % (from the app).
+    #[serde(alias = "battery_level")]
+    battery_level: Option<i16>,
+}
+
+/// A start the charger accepted.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartAccepted {
+    /// The new session; its transaction ID follows when the charger starts.
+    pub session_id: i64,
+    /// `pending` until the charger's StartTransaction.
+    pub status: &'static str,
+    /// What to do now.
+    pub message: &'static str,
+}
+
+/// `POST /api/charging/start`: start charging on a connector.
+#[utoipa::path(
+    tag = "charging",
+    security(("bearer" = [])),
+    request_body = StartCharging,
+    responses(
+        (status = 201, description = "The charger accepted; the session is pending until it starts", body = Envelope<StartAccepted>),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+        (status = 402, description = "`insufficient_balance`: the wallet holds less than the minimum to start", body = ErrorEnvelope),
+        (status = 404, description = "No such charger or connector", body = ErrorEnvelope),
+        (status = 409, description = "`charger_offline`, `connector_busy`, `session_active`, `start_rejected` or `charger_unavailable`", body = ErrorEnvelope),
+        (status = 422, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 504, description = "`charger_timeout`: the charger did not answer", body = ErrorEnvelope),
+    )
+)]
+#[post("/api/charging/start")]
+pub async fn start(
+    auth: Auth,
+    body: web::Json<StartCharging>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if !valid_charge_point_id(&body.charger_id) {
+        return Err(ApiError::validation("chargerId", "This is not a charge point ID."));
+    }
+    if body.connector_id < 1 {
+        return Err(ApiError::validation("connectorId", "Connectors are numbered from 1."));
+    }
+    let limit_energy_wh = match body.energy_limit_kwh {
+        Some(kwh) if kwh <= Decimal::ZERO || kwh > Decimal::from(1000) => {
+            return Err(ApiError::validation("energyLimitKwh", "An energy limit is more than 0 and at most 1000 kWh."));
+        }
+        Some(kwh) => i64::try_from((kwh * Decimal::from(1000)).round()).ok(),
+        None => None,
+    };
+    if body.amount_limit.is_some_and(|a| a <= Decimal::ZERO) {
+        return Err(ApiError::validation("amountLimit", "An amount limit is more than 0."));
+    }
+    if body.battery_level.is_some_and(|b| !(0..=100).contains(&b)) {
+        return Err(ApiError::validation("batteryLevel", "A battery level is 0 to 100."));
+    }
+
+    let mut conn = pool::connection(&state.pool).await?;
+    let online = state.registry.send(IsConnected(body.charger_id.clone())).await.unwrap_or(false);
+    let target = session_views::start_target(&mut conn, &body.charger_id, body.connector_id).await?;
+    let Some(target) = target else {
+        // Connectors are known once the charger reports them: an offline charger is offline.
+        if !online && chargers::view(&mut conn, &body.charger_id).await?.is_some() {
+            return Err(ApiError::conflict("charger_offline", "This charger is offline right now."));
+        }
+        return Err(ApiError::not_found(format!("No connector {} on charger {}.", body.connector_id, body.charger_id)));
+    };
+    if !online {
+        return Err(ApiError::conflict("charger_offline", "This charger is offline right now."));
+    }
+    if target.registration_status != "accepted" || target.station_id.is_none() {
+        return Err(ApiError::conflict("charger_unavailable", "This charger is not open for charging yet."));
+    }
+    if !matches!(target.connector_status.as_str(), "Available" | "Preparing") {
+        return Err(ApiError::conflict(
+            "connector_busy",
+            format!("Connector {} is {} right now.", body.connector_id, target.connector_status),
+        ));
+    }
+    if session_views::open_for_driver(&mut conn, auth.user.id).await?.is_some() {
+        return Err(ApiError::conflict("session_active", "You already have a charging session under way."));
+    }
+    let balance = wallets::balance(&mut conn, auth.user.id).await?.unwrap_or_default();
+    let minimum = state.config.policy.min_start_balance;
+    if balance < minimum {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_balance",
+            format!("Your wallet holds ₹{balance}; recharge to at least ₹{minimum} to start."),
+        ));
+    }
+    let remote = RemoteStart {
+        user_id: auth.user.id,
+        charger_id: target.charger_id,
+        connector_id: target.connector_id,
+        id_tag: auth.user.id_tag.clone(),
+        source: "app",
+        limit_energy_wh,
+        limit_amount: body.amount_limit,
+        battery_level_start: body.battery_level,
+        booking_id: None,
+    };
+    let session_id =
+        live_sessions::create_pending(&mut conn, &remote, state.clock.now()).await.map_err(|e| match e {
+            RemoteStartError::ConnectorBusy => ApiError::conflict("connector_busy", "This connector is busy."),
+            RemoteStartError::SessionActive => {
+                ApiError::conflict("session_active", "You already have a charging session under way.")
+            }
+            RemoteStartError::Store(e) => e.into(),
+        })?;
+    drop(conn);
+    state.registry.do_send(OpenSession(session_id));
+
+    let payload = json!({ "connectorId": body.connector_id, "idTag": auth.user.id_tag });
+    let request = CentralSystemRequest::from_action("RemoteStartTransaction", &payload).map_err(ApiError::internal)?;
+    let answer = state.registry.send(CommandCharger { charge_point_id: body.charger_id.clone(), request }).await;
+    let failure = match answer {
+        Ok(Ok(answer)) if answer["status"] == "Accepted" => {
+            tracing::info!(user_id = auth.user.id, session_id, charge_point_id = %body.charger_id, "remote start accepted");
+            return Ok(response::created(StartAccepted {
+                session_id,
+                status: "pending",
+                message: "The charger accepted. Plug in if you have not; charging starts in a moment.",
+            }));
+        }
+        Ok(Ok(_)) => {
+            ApiError::conflict("start_rejected", "The charger refused to start. Check the cable and try again.")
+        }
+        Ok(Err(CommandError::Timeout { .. })) => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "charger_timeout", "The charger did not answer in time.")
+        }
+        Ok(Err(error)) => ApiError::conflict("charger_offline", format!("The charger could not be reached: {error}")),
+        Err(error) => ApiError::internal(error),
+    };
+    fail_start(&state, session_id, failure.code()).await;
+    Err(failure)
+}
+
+/// Closes a pending session whose remote start did not happen: failed, nothing billed.
+async fn fail_start(state: &AppState, session_id: i64, code: &str) {
+    let now = state.clock.now();
+    let how = Settle {
+        ended_at: now,
+        meter_stop: None,
+        status: "failed",
+        stop_reason: format!("The charger did not start ({code})"),
+        ocpp_reason: None,
+    };
+    let settled = async {
+        let mut conn = pool::connection(&state.pool).await?;
+        sessions::settle(&mut conn, session_id, &how, now).await
+    }
+    .await;
+    if let Err(error) = settled {
+        tracing::warn!(session_id, %error, "could not close a failed start; its actor will time it out");
+    }
+    state.registry.do_send(NotifySession { session_id, event: SessionEvent::Settled });
+}
+
+/// A stop request: the session, or its transaction (the AppEV app sends `transaction_id`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StopCharging {
+    /// The session.
+    session_id: Option<i64>,
+    /// Or its OCPP transaction ID.
+    #[serde(alias = "transaction_id")]
+    transaction_id: Option<i32>,
+}
+
+/// What a stop did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StopAnswer {
+    /// The session.
+    pub session_id: i64,
+    /// `stopping` (the charger is stopping; it settles on StopTransaction), or `completed`,
+    /// `cancelled` or `failed` (it had not started) when settled at once.
+    pub status: &'static str,
+    /// Energy billed so far, Wh (final once settled).
+    pub energy_wh: Option<i64>,
+    /// Amount debited, once settled.
+    pub cost: Option<Decimal>,
+}
+
+/// `POST /api/charging/stop`: the session's driver stops it.
+#[utoipa::path(
+    tag = "charging",
+    security(("bearer" = [])),
+    request_body = StopCharging,
+    responses(
+        (status = 200, description = "Stopping, or stopped and settled", body = Envelope<StopAnswer>),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+        (status = 404, description = "No such session of yours", body = ErrorEnvelope),
+        (status = 409, description = "`session_ended`: it has already ended", body = ErrorEnvelope),
+        (status = 422, description = "Neither sessionId nor transactionId given", body = ErrorEnvelope),
+    )
+)]
+#[post("/api/charging/stop")]
+pub async fn stop(
+    auth: Auth,
+    body: web::Json<StopCharging>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = pool::connection(&state.pool).await?;
+    let row = match (body.session_id, body.transaction_id) {
+        (Some(id), _) => session_views::by_id(&mut conn, id).await?.filter(|s| s.user_id == Some(auth.user.id)),
+        (None, Some(tx)) => session_views::by_transaction(&mut conn, auth.user.id, tx).await?,
+        (None, None) => return Err(ApiError::validation("sessionId", "Give sessionId or transactionId.")),
+    };
+    drop(conn);
+    let row = row.ok_or_else(|| ApiError::not_found("You have no such session."))?;
+    let answer = stop_session(&state, &row, StopInitiator::Driver).await?;
+    tracing::info!(user_id = auth.user.id, session_id = row.id, status = answer.status, "driver stopped a session");
+    Ok(response::ok(answer))
+}
+
+/// Asks the session's actor to stop; shared by drivers and owners.
+pub async fn stop_session(
+    state: &AppState,
+    row: &SessionRow,
+    initiator: StopInitiator,
+) -> Result<StopAnswer, ApiError> {
+    if !matches!(row.status.as_str(), "pending" | "active") {
+        return Err(ApiError::conflict("session_ended", format!("This session has already ended ({}).", row.status)));
+    }
+    let outcome = state
+        .registry
+        .send(StopSessionNow { session_id: row.id, stop: StopSession(initiator) })
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        Ok(StopOutcome::Stopping) => {
+            Ok(StopAnswer { session_id: row.id, status: "stopping", energy_wh: Some(row.energy_wh), cost: None })
+        }
+        Ok(StopOutcome::Settled { status, energy_wh, cost }) => {
+            Ok(StopAnswer { session_id: row.id, status, energy_wh: Some(energy_wh), cost: Some(cost) })
+        }
+        Err(StopError::Ended) => Err(ApiError::conflict("session_ended", "This session has already ended.")),
+        Err(StopError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// `GET /api/charging/sessions/active`: the driver's session under way, or `null`.
+#[utoipa::path(
+    tag = "charging",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session under way, or null", body = Envelope<Option<SessionView>>),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+    )
+)]
+#[get("/api/charging/sessions/active")]
+pub async fn active(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut conn = pool::connection(&state.pool).await?;
+    let row = session_views::open_for_driver(&mut conn, auth.user.id).await?;
+    let now = state.clock.now();
+    Ok(response::ok(row.map(|row| SessionView::new(row, now))))
+}

@@ -1,0 +1,374 @@
+//! Charging sessions end to end over the real protocol: a driver starts through the API, the
+//! test charge point accepts and starts, meters, and stops; the wallet is debited exactly
+//! energy × price. Also every refusal at start, the prepaid cut-off, a start the charger never
+//! begins, faults, a charger that stays offline, a restart of Kilowatt mid-session, owners
+//! completing and cancelling, and sessions started at the charger.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+use common::charge_point::{ChargePoint, ConnectOptions, Reply};
+use common::sql::{count, exec, money, scalar};
+use common::{TestApp, User, error_code, spawn_app, spawn_app_with};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An owner with station "Hub" at 18.50/kWh and a two-connector charger `cp`, and a driver
+/// with `balance` INR recharged into the wallet.
+async fn seed(app: &TestApp, cp: &str, balance: i64) -> (User, User) {
+    let owner = app.owner(&format!("owner-{cp}")).await;
+    let driver = app.driver(&format!("driver-{cp}")).await;
+    exec(
+        app,
+        &format!(
+            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Hub', 'MG Road', 18.50)",
+            owner.id
+        ),
+    )
+    .await;
+    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
+        .await;
+    fund(app, &driver, balance).await;
+    (owner, driver)
+}
+
+/// Credits the driver's wallet with a ledger entry, as a recharge would.
+async fn fund(app: &TestApp, driver: &User, amount: i64) {
+    if amount == 0 {
+        return;
+    }
+    exec(app, &format!("UPDATE wallets SET balance = balance + {amount} WHERE user_id = {}", driver.id)).await;
+    exec(
+        app,
+        &format!(
+            "INSERT INTO wallet_entries (user_id, amount, kind, description, reference_kind, reference_id, balance_after) \
+             SELECT {id}, {amount}, 'recharge', 'Recharge', 'payment', {id} * 1000 + (SELECT count(*) FROM wallet_entries), balance \
+             FROM wallets WHERE user_id = {id}",
+            id = driver.id
+        ),
+    )
+    .await;
+}
+
+async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
+    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
+    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
+    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
+    for connector in [1, 2] {
+        charger.status(connector, "Available", "NoError").await.expect("status");
+    }
+    charger
+}
+
+async fn balance(app: &TestApp, user: &User) -> Decimal {
+    money(app, &format!("SELECT balance FROM wallets WHERE user_id = {}", user.id)).await
+}
+
+async fn ledger_sum(app: &TestApp, user: &User) -> Decimal {
+    money(app, &format!("SELECT coalesce(sum(amount), 0) FROM wallet_entries WHERE user_id = {}", user.id)).await
+}
+
+async fn session_field(app: &TestApp, session_id: i64, column: &str) -> String {
+    scalar(app, &format!("SELECT {column} FROM charging_sessions WHERE id = {session_id}")).await
+}
+
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// Starts through the API; the charger accepts and, like a real one, sends StartTransaction
+/// with the idTag it was given. Answers the session and transaction IDs.
+async fn start_through_api(app: &TestApp, charger: &ChargePoint, driver: &User, body: Value) -> (i64, i32) {
+    let (status, answer) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&body)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["data"]["status"], "pending");
+    let session_id = answer["data"]["sessionId"].as_i64().expect("session id");
+    let remote = charger.expect_call("RemoteStartTransaction", WAIT).await.expect("RemoteStart sent");
+    assert_eq!(remote["idTag"], driver.id_tag.as_str());
+    let connector = remote["connectorId"].as_u64().expect("connector") as u32;
+    let (transaction_id, info) =
+        charger.start_transaction(connector, &driver.id_tag, 1_000, app.clock.now()).await.expect("start");
+    assert_eq!(info["status"], "Accepted", "{info}");
+    (session_id, transaction_id)
+}
+
+#[actix_rt::test]
+async fn a_driver_charges_through_the_api_and_pays_exactly_energy_times_price() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-LOOP", 1000).await;
+    let charger = connect(&app, "CP-LOOP").await;
+
+    // The AppEV app's snake_case names work too.
+    let body = json!({ "charger_id": "CP-LOOP", "connector_id": 1, "id_tag": "ignored" });
+    let (session_id, transaction_id) = start_through_api(&app, &charger, &driver, body).await;
+    charger.status(1, "Charging", "NoError").await.unwrap();
+    let (_, active) = app.call("GET", "/api/charging/sessions/active", Some(&driver.token), None).await;
+    assert_eq!(active["data"]["id"], session_id);
+    assert_eq!(active["data"]["status"], "active");
+    assert_eq!(active["data"]["transactionId"], transaction_id);
+
+    app.clock.advance(ChronoDuration::minutes(20));
+    charger.meter_values(1, Some(transaction_id), 6_000, Some(10_000), Some(55)).await.unwrap();
+    let (_, active) = app.call("GET", "/api/charging/sessions/active", Some(&driver.token), None).await;
+    assert_eq!(active["data"]["energyWh"], 5_000);
+    assert_eq!(active["data"]["cost"], "92.50");
+    assert_eq!(active["data"]["socPercent"], 55);
+    assert_eq!(active["data"]["durationSeconds"], 1200);
+
+    let (status, answer) =
+        app.call("POST", "/api/charging/stop", Some(&driver.token), Some(&json!({ "sessionId": session_id }))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["status"], "stopping");
+    let stop = charger.expect_call("RemoteStopTransaction", WAIT).await.expect("RemoteStop sent");
+    assert_eq!(stop["transactionId"], transaction_id);
+    charger.stop_transaction(transaction_id, 7_234, app.clock.now(), "Remote", None).await.unwrap();
+
+    // 6.234 kWh × 18.50 = 115.329 → 115.33.
+    assert_eq!(balance(&app, &driver).await, Decimal::new(88467, 2));
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+    assert_eq!(session_field(&app, session_id, "status").await, "completed");
+    assert_eq!(session_field(&app, session_id, "stop_reason").await, "Stopped by the driver");
+    assert_eq!(count(&app, &format!("SELECT count(*) FROM revenue_entries WHERE session_id = {session_id}")).await, 1);
+    let (_, active) = app.call("GET", "/api/charging/sessions/active", Some(&driver.token), None).await;
+    assert_eq!(active["data"], Value::Null);
+    let (status, body) = app
+        .call("POST", "/api/charging/stop", Some(&driver.token), Some(&json!({ "transactionId": transaction_id })))
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "session_ended"));
+}
+
+#[actix_rt::test]
+async fn every_reason_not_to_start_gets_its_own_answer_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-NO", 1000).await;
+    let poor = app.driver("poor").await;
+    fund(&app, &poor, 50).await;
+    let start = |cp: &str, connector: i32| json!({ "chargerId": cp, "connectorId": connector });
+
+    let (status, body) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 1))).await;
+    assert_eq!((status, error_code(&body)), (409, "charger_offline"));
+    let charger = connect(&app, "CP-NO").await;
+    let (status, _) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("NOPE", 1))).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 7))).await;
+    assert_eq!(status, 404);
+    let (status, body) = app.call("POST", "/api/charging/start", Some(&poor.token), Some(&start("CP-NO", 1))).await;
+    assert_eq!((status, error_code(&body)), (402, "insufficient_balance"));
+    charger.status(2, "Faulted", "GroundFailure").await.unwrap();
+    let (status, body) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 2))).await;
+    assert_eq!((status, error_code(&body)), (409, "connector_busy"));
+    let (status, _) = app.call("POST", "/api/charging/start", None, Some(&start("CP-NO", 1))).await;
+    assert_eq!(status, 401);
+    assert_eq!(count(&app, "SELECT count(*) FROM charging_sessions").await, 0);
+
+    // The charger refuses: the session fails at no cost.
+    charger.set_responder(|action, payload| match action {
+        "RemoteStartTransaction" => Reply::Result(json!({ "status": "Rejected" })),
+        _ => common::charge_point::default_reply(action, payload),
+    });
+    let (status, body) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 1))).await;
+    assert_eq!((status, error_code(&body)), (409, "start_rejected"));
+    assert_eq!(count(&app, "SELECT count(*) FROM charging_sessions WHERE status = 'failed' AND cost = 0").await, 1);
+
+    // One session at a time per driver.
+    charger.set_responder(common::charge_point::default_reply);
+    let (status, _) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 1))).await;
+    assert_eq!(status, 201);
+    let (status, body) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 1))).await;
+    assert_eq!((status, error_code(&body)), (409, "session_active"));
+    assert_eq!(balance(&app, &driver).await, Decimal::from(1000));
+}
+
+#[actix_rt::test]
+async fn a_start_the_charger_never_begins_fails_at_no_cost() {
+    let app = spawn_app_with(&[("KILOWATT_START_TIMEOUT_SECONDS", "60")]).await;
+    let (_, driver) = seed(&app, "CP-SLOW", 500).await;
+    let charger = connect(&app, "CP-SLOW").await;
+    let (status, answer) = app
+        .call(
+            "POST",
+            "/api/charging/start",
+            Some(&driver.token),
+            Some(&json!({ "chargerId": "CP-SLOW", "connectorId": 1 })),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let session_id = answer["data"]["sessionId"].as_i64().unwrap();
+    charger.expect_call("RemoteStartTransaction", WAIT).await.expect("sent");
+    app.clock.advance(ChronoDuration::seconds(61));
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "failed").await);
+    assert_eq!(session_field(&app, session_id, "cost").await, "0.00");
+    assert_eq!(balance(&app, &driver).await, Decimal::from(500));
+}
+
+#[actix_rt::test]
+async fn the_charge_stops_before_the_cost_reaches_the_wallet_balance() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-PREPAID", 150).await;
+    let charger = connect(&app, "CP-PREPAID").await;
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-PREPAID", "connectorId": 1 })).await;
+
+    // 7 kW: each minute is ~117 Wh ≈ ₹2.16. 150 INR ≈ 8.1 kWh.
+    let mut wh = 1_000;
+    let mut stopped_at = None;
+    for minute in 1..=120 {
+        app.clock.advance(ChronoDuration::minutes(1));
+        wh += 117;
+        charger.meter_values(1, Some(tx), wh, Some(7_000), None).await.unwrap();
+        if charger.received_calls().iter().any(|(action, _)| action == "RemoteStopTransaction") {
+            stopped_at = Some(minute);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let minute = stopped_at.expect("RemoteStopTransaction sent before the balance ran out");
+    let cost: Decimal = money(&app, &format!("SELECT cost FROM charging_sessions WHERE id = {session_id}")).await;
+    assert!(cost < Decimal::from(150), "stopped at minute {minute} with cost {cost}");
+    assert!(cost > Decimal::from(140), "stopped too early: minute {minute}, cost {cost}");
+    // The charger stops a few seconds later; the session is billed and the reason kept.
+    charger.stop_transaction(tx, wh + 30, app.clock.now(), "Remote", None).await.unwrap();
+    assert_eq!(session_field(&app, session_id, "stop_reason").await, "Prepaid balance reached");
+    assert!(balance(&app, &driver).await >= Decimal::ZERO);
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+#[actix_rt::test]
+async fn a_fault_ends_the_session_billed_and_a_late_stop_adjusts_it_once() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-FAULT", 1000).await;
+    let charger = connect(&app, "CP-FAULT").await;
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-FAULT", "connectorId": 1 })).await;
+    charger.meter_values(1, Some(tx), 3_000, Some(7_000), None).await.unwrap();
+    charger.status(1, "Faulted", "OverCurrentFailure").await.unwrap();
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "failed").await);
+    assert!(session_field(&app, session_id, "stop_reason").await.contains("OverCurrentFailure"));
+    // 2 kWh × 18.50 = 37.00 billed for what was delivered.
+    assert_eq!(balance(&app, &driver).await, Decimal::new(96300, 2));
+
+    // The charger's StopTransaction arrives later with a higher final reading: one adjustment.
+    for _ in 0..2 {
+        charger.stop_transaction(tx, 3_500, app.clock.now(), "Other", None).await.unwrap();
+    }
+    assert_eq!(balance(&app, &driver).await, Decimal::new(95375, 2));
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) FROM wallet_entries WHERE reference_id = {session_id} AND reference_kind = 'session'"
+            )
+        )
+        .await,
+        2
+    );
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+#[actix_rt::test]
+async fn a_charger_offline_too_long_ends_its_session_and_kilowatt_restarts_lose_nothing() {
+    let app = spawn_app_with(&[("KILOWATT_OFFLINE_SESSION_TIMEOUT_MINUTES", "10")]).await;
+    let mut app = app;
+    let (_, driver) = seed(&app, "CP-GONE", 1000).await;
+    let charger = connect(&app, "CP-GONE").await;
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-GONE", "connectorId": 1 })).await;
+    charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
+
+    // Kilowatt restarts mid-session: the session survives and keeps counting.
+    app.restart().await;
+    let charger = connect(&app, "CP-GONE").await;
+    charger.meter_values(1, Some(tx), 4_000, Some(7_000), None).await.unwrap();
+    assert_eq!(session_field(&app, session_id, "energy_wh").await, "3000");
+    assert_eq!(session_field(&app, session_id, "status").await, "active");
+
+    // Then the charger disappears for longer than the window.
+    charger.close().await;
+    app.clock.advance(ChronoDuration::minutes(11));
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "failed").await);
+    assert!(session_field(&app, session_id, "stop_reason").await.contains("offline"));
+    // 3 kWh × 18.50.
+    assert_eq!(balance(&app, &driver).await, Decimal::new(94450, 2));
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+#[actix_rt::test]
+async fn owners_complete_and_cancel_sessions_at_their_own_stations_only() {
+    let app = spawn_app().await;
+    let (owner, driver) = seed(&app, "CP-OWN", 1000).await;
+    let stranger = app.owner("stranger").await;
+    let charger = connect(&app, "CP-OWN").await;
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-OWN", "connectorId": 1 })).await;
+    charger.meter_values(1, Some(tx), 3_000, Some(7_000), None).await.unwrap();
+
+    let (status, live) = app.call("GET", "/api/owner/sessions/active", Some(&owner.token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(live["data"]["count"], 1);
+    assert_eq!(live["data"]["runningRevenue"], "37.00");
+    assert_eq!(live["data"]["sessions"][0]["driver"]["username"], driver.username.as_str());
+    let (_, theirs) = app.call("GET", "/api/owner/sessions/active", Some(&stranger.token), None).await;
+    assert_eq!(theirs["data"]["count"], 0);
+    let (status, _) = app.call("GET", "/api/owner/sessions/active", Some(&driver.token), None).await;
+    assert_eq!(status, 403);
+    let path = format!("/api/owner/sessions/{session_id}/cancel");
+    assert_eq!(app.call("POST", &path, Some(&stranger.token), None).await.0, 404);
+
+    // Cancel: closed at once as Cancelled, billed for the energy delivered.
+    let (status, answer) = app.call("POST", &path, Some(&owner.token), None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["status"], "cancelled");
+    assert_eq!(answer["data"]["cost"], "37.00");
+    assert_eq!(session_field(&app, session_id, "status").await, "cancelled");
+    charger.expect_call("RemoteStopTransaction", WAIT).await.expect("the charger is told to stop");
+    charger.stop_transaction(tx, 3_000, app.clock.now(), "Remote", None).await.unwrap();
+    assert_eq!(balance(&app, &driver).await, Decimal::new(96300, 2));
+
+    // Complete: a normal stop, settled when the charger confirms.
+    charger.status(1, "Available", "NoError").await.unwrap();
+    app.clock.advance(ChronoDuration::minutes(5));
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-OWN", "connectorId": 1 })).await;
+    let (status, answer) =
+        app.call("POST", &format!("/api/owner/sessions/{session_id}/complete"), Some(&owner.token), None).await;
+    assert_eq!((status, answer["data"]["status"].as_str()), (200, Some("stopping")), "{answer}");
+    charger.stop_transaction(tx, 2_000, app.clock.now(), "Remote", None).await.unwrap();
+    assert_eq!(session_field(&app, session_id, "status").await, "completed");
+    assert_eq!(session_field(&app, session_id, "stop_reason").await, "Completed by the station owner");
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+#[actix_rt::test]
+async fn a_session_started_at_the_charger_needs_a_funded_wallet() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-RFID", 0).await;
+    let charger = connect(&app, "CP-RFID").await;
+    let answer = charger.authorize(&driver.id_tag).await.unwrap();
+    assert_eq!(answer["idTagInfo"]["status"], "Blocked", "no balance, no charge");
+
+    fund(&app, &driver, 300).await;
+    let answer = charger.authorize(&driver.id_tag).await.unwrap();
+    assert_eq!(answer["idTagInfo"]["status"], "Accepted");
+    let (tx, info) = charger.start_transaction(2, &driver.id_tag, 10_000, app.clock.now()).await.unwrap();
+    assert_eq!(info["status"], "Accepted");
+    let (_, active) = app.call("GET", "/api/charging/sessions/active", Some(&driver.token), None).await;
+    assert_eq!(active["data"]["source"], "charger");
+    assert_eq!(active["data"]["connectorId"], 2);
+    charger.meter_values(2, Some(tx), 12_000, Some(7_000), None).await.unwrap();
+    let (status, answer) =
+        app.call("POST", "/api/charging/stop", Some(&driver.token), Some(&json!({ "transaction_id": tx }))).await;
+    assert_eq!(status, 200, "{answer}");
+    charger.expect_call("RemoteStopTransaction", WAIT).await.expect("sent");
+    charger.stop_transaction(tx, 12_000, app.clock.now(), "Remote", None).await.unwrap();
+    assert_eq!(balance(&app, &driver).await, Decimal::from(263));
+}
