@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -252,7 +252,16 @@ async fn the_openapi_document_describes_every_endpoint_the_server_serves() {
     // Every documented operation is served: calling it never hits the "no endpoint" fallback
     // or a 405, and every one documents its success body.
     for (path, operations) in paths {
-        let concrete = path.replace("{chargePointId}", "CP-NONE").replace('{', "").replace('}', "").replace("Id", "1");
+        let concrete: String = path
+            .split('/')
+            .map(|segment| match segment {
+                "{chargePointId}" => "CP-NONE",
+                "{action}" => "Reset",
+                s if s.starts_with('{') => "1",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
         for (method, operation) in operations.as_object().unwrap() {
             let (status, body) = app.call(&method.to_uppercase(), &concrete, None, Some(&json!({}))).await;
             assert_ne!(status, 405, "{method} {path}");

@@ -372,3 +372,164 @@ async fn a_session_started_at_the_charger_needs_a_funded_wallet() {
     charger.stop_transaction(tx, 12_000, app.clock.now(), "Remote", None).await.unwrap();
     assert_eq!(balance(&app, &driver).await, Decimal::from(263));
 }
+
+#[actix_rt::test]
+async fn the_app_flow_records_battery_levels_and_bills_an_unmetered_connector_by_estimate() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-APP", 1000).await;
+    let charger = connect(&app, "CP-APP").await;
+    exec(&app, "UPDATE connectors SET metered = false WHERE connector_number = 1").await;
+
+    let body = json!({ "stationId": "CP-APP", "connectorId": "connector-1", "batteryLevelStart": 40 });
+    let (status, started) = app.call("POST", "/api/charging/sessions/start", Some(&driver.token), Some(&body)).await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["data"]["batteryLevelStart"], 40);
+    let session_id = started["data"]["id"].as_i64().unwrap();
+    charger.expect_call("RemoteStartTransaction", WAIT).await.expect("sent");
+    let (tx, _) = charger.start_transaction(1, &driver.id_tag, 500, app.clock.now()).await.unwrap();
+    // The charger's register on an unmetered connector is not what is billed.
+    charger.meter_values(1, Some(tx), 900, None, None).await.unwrap();
+
+    let update = json!({ "batteryLevel": 55 });
+    let (status, now) =
+        app.call("PUT", "/api/charging/sessions/active/update", Some(&driver.token), Some(&update)).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["data"]["socPercent"], 55);
+    assert_eq!(now["data"]["energyWh"], 0);
+    let (status, _) = app
+        .call("PUT", "/api/charging/sessions/active/update", Some(&driver.token), Some(&json!({ "batteryLevel": 101 })))
+        .await;
+    assert_eq!(status, 422);
+
+    app.clock.advance(ChronoDuration::minutes(25));
+    let end = json!({ "sessionId": session_id, "batteryLevelEnd": 80, "stationRating": 5 });
+    let (status, ended) = app.call("POST", "/api/charging/sessions/end", Some(&driver.token), Some(&end)).await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["data"]["stop"]["status"], "stopping");
+    charger.expect_call("RemoteStopTransaction", WAIT).await.expect("sent");
+    charger.stop_transaction(tx, 900, app.clock.now(), "Remote", None).await.unwrap();
+
+    // (80 − 40) % of a 60 kWh battery = 24 kWh × 18.50 = 444.00.
+    assert_eq!(session_field(&app, session_id, "energy_wh").await, "24000");
+    assert_eq!(balance(&app, &driver).await, Decimal::from(556));
+    let (_, history) = app.call("GET", "/api/charging/sessions?filter=this-month", Some(&driver.token), None).await;
+    assert_eq!(history["data"]["total"], 1);
+    assert_eq!(history["data"]["sessions"][0]["rating"], 5);
+    assert_eq!(history["data"]["sessions"][0]["batteryLevelEnd"], 80);
+    assert_eq!(history["data"]["totals"]["energyKwh"], "24");
+    assert_eq!(history["data"]["totals"]["spent"], "444.00");
+    let (status, _) = app.call("GET", "/api/charging/sessions?filter=someday", Some(&driver.token), None).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.call("GET", "/api/charging/sessions?limit=101", Some(&driver.token), None).await;
+    assert_eq!(status, 422);
+
+    let (_, stats) = app.call("GET", "/api/charging/stats", Some(&driver.token), None).await;
+    assert_eq!(stats["data"]["totalSessions"], 1);
+    assert_eq!(stats["data"]["totalSpent"], "444.00");
+    assert_eq!(stats["data"]["averageSessionMinutes"], "25");
+    assert_eq!(stats["data"]["favouriteStation"]["name"], "Hub");
+    assert_eq!(stats["data"]["monthlyUsage"][0]["sessions"], 1);
+    let (_, dashboard) = app.call("GET", "/api/charging/dashboard", Some(&driver.token), None).await;
+    assert_eq!(dashboard["data"]["sessions"][0]["id"], session_id);
+    assert_eq!(dashboard["data"]["activeSession"], Value::Null);
+
+    let path = format!("/api/charging/sessions/{session_id}/rating");
+    let (status, rated) = app.call("POST", &path, Some(&driver.token), Some(&json!({ "rating": 4 }))).await;
+    assert_eq!((status, rated["data"]["rating"].as_i64()), (200, Some(4)));
+    let other = app.driver("nosy").await;
+    assert_eq!(app.call("POST", &path, Some(&other.token), Some(&json!({ "rating": 1 }))).await.0, 404);
+    assert_eq!(app.call("GET", &format!("/api/charging/sessions/{session_id}"), Some(&other.token), None).await.0, 404);
+    assert_eq!(app.call("POST", &path, Some(&driver.token), Some(&json!({ "rating": 6 }))).await.0, 422);
+}
+
+/// 200 chargers and 200 drivers at once: starts through the API, meter values, stops through
+/// the API or at the charger, some chargers dropping and reconnecting mid-session. Afterwards
+/// every wallet's balance equals its ledger, every session is settled exactly once, none is
+/// left open.
+#[actix_rt::test]
+async fn two_hundred_chargers_and_drivers_settle_every_session_exactly_once() {
+    const N: usize = 200;
+    let app = spawn_app_with(&[("KILOWATT_DB_POOL_SIZE", "16")]).await;
+    let owner = app.owner("fleet-owner").await;
+    exec(
+        &app,
+        &format!(
+            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Fleet', 'Ring Road', 21.00)",
+            owner.id
+        ),
+    )
+    .await;
+    exec(&app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT 'FLEET-' || g, max(s.id) FROM generate_series(1, {N}) g, stations s GROUP BY g")).await;
+    let mut drivers = Vec::new();
+    for i in 0..N {
+        let driver = app.driver(&format!("fleet-{i}")).await;
+        fund(&app, &driver, 1000).await;
+        drivers.push(driver);
+    }
+
+    let runs = drivers.iter().enumerate().map(|(i, driver)| {
+        let app = &app;
+        async move {
+            let cp = format!("FLEET-{}", i + 1);
+            let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
+            let charger = ChargePoint::connect_with(&app.ocpp_url, &cp, options.clone()).await.expect("connects");
+            charger.boot().await.expect("boot");
+            charger.status(1, "Available", "NoError").await.expect("status");
+            let body = json!({ "chargerId": cp, "connectorId": 1 });
+            let (status, answer) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&body)).await;
+            assert_eq!(status, 201, "{cp}: {answer}");
+            let session_id = answer["data"]["sessionId"].as_i64().unwrap();
+            charger.expect_call("RemoteStartTransaction", WAIT).await.expect("RemoteStart");
+            let (tx, _) = charger.start_transaction(1, &driver.id_tag, 0, app.clock.now()).await.expect("start");
+            let mut charger = charger;
+            let mut wh = 0;
+            for step in 0..3 {
+                wh += 250 + (i as i64 % 7) * 10;
+                charger.meter_values(1, Some(tx), wh, Some(11_000), None).await.expect("meter");
+                if step == 1 && i % 5 == 0 {
+                    // Drops and reconnects mid-session.
+                    charger.close().await;
+                    charger = ChargePoint::connect_with(&app.ocpp_url, &cp, options.clone()).await.expect("reconnects");
+                    charger.boot().await.expect("boot again");
+                }
+            }
+            if i % 2 == 0 {
+                let body = json!({ "sessionId": session_id });
+                let (status, answer) = app.call("POST", "/api/charging/stop", Some(&driver.token), Some(&body)).await;
+                assert_eq!(status, 200, "{cp}: {answer}");
+                charger.expect_call("RemoteStopTransaction", WAIT).await.expect("RemoteStop");
+            }
+            // Every charger delivers its StopTransaction; some twice, as after a lost answer.
+            for _ in 0..(1 + i % 3 / 2) {
+                charger
+                    .stop_transaction(tx, wh, app.clock.now(), if i % 2 == 0 { "Remote" } else { "Local" }, None)
+                    .await
+                    .expect("stop");
+            }
+            (session_id, wh)
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+
+    assert_eq!(count(&app, "SELECT count(*) FROM charging_sessions WHERE status IN ('pending', 'active')").await, 0);
+    assert_eq!(count(&app, "SELECT count(*) FROM charging_sessions WHERE status = 'completed'").await, N as i64);
+    for (session_id, wh) in &results {
+        assert_eq!(session_field(&app, *session_id, "energy_wh").await, wh.to_string());
+        let debits = count(
+            &app,
+            &format!(
+                "SELECT count(*) FROM wallet_entries WHERE reference_kind = 'session' AND reference_id = {session_id}"
+            ),
+        )
+        .await;
+        assert_eq!(debits, 1, "session {session_id} billed {debits} times");
+    }
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM wallets w WHERE balance <> (SELECT coalesce(sum(amount), 0) FROM wallet_entries e WHERE e.user_id = w.user_id)").await,
+        0,
+        "every balance equals its ledger"
+    );
+    let expected: Decimal =
+        results.iter().map(|(_, wh)| (Decimal::from(*wh) / Decimal::from(1000) * Decimal::from(21)).round_dp(2)).sum();
+    assert_eq!(money(&app, "SELECT sum(amount) FROM revenue_entries").await, expected);
+}

@@ -6,6 +6,7 @@ pub mod error;
 pub mod health;
 pub mod ocpp;
 pub mod openapi;
+pub mod pages;
 pub mod response;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,6 +24,7 @@ pub fn http_routes(cfg: &mut web::ServiceConfig) {
         .route("/ocpp/{chargePointId}", web::get().to(ocpp::connect))
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .configure(|cfg| api::routes(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))
+        .configure(pages::routes)
         .default_service(web::to(not_found));
 }
 

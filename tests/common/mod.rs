@@ -6,6 +6,7 @@
 
 pub mod charge_point;
 pub mod db;
+pub mod phonepe;
 pub mod proxy;
 pub mod sql;
 

@@ -199,6 +199,9 @@ pub enum Reconciliation {
     },
 }
 
+/// Driver, station, meter start, billed energy and cost, price, and final reading.
+type SettledForReconcile = (Option<i64>, Option<i64>, Option<i64>, i64, Decimal, Decimal, Option<i64>);
+
 /// Reconciles a StopTransaction for a session that was settled earlier (by a fault, an
 /// offline timeout or an owner's cancel) with the charger's final meter reading: at most one
 /// adjusting ledger entry per session, enforced by the ledger's unique key.
@@ -209,15 +212,7 @@ pub async fn reconcile_late_stop(
     now: DateTime<Utc>,
 ) -> Result<Reconciliation, StoreError> {
     conn.transaction::<_, StoreError, _>(async move |conn| {
-        let (user_id, station_id, meter_start, energy_wh, cost, price, previous_stop): (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            i64,
-            Decimal,
-            Decimal,
-            Option<i64>,
-        ) = charging_sessions::table
+        let (user_id, station_id, meter_start, energy_wh, cost, price, previous_stop): SettledForReconcile = charging_sessions::table
             .find(session_id)
             .for_update()
             .select((
@@ -294,4 +289,115 @@ pub async fn reconcile_late_stop(
 /// The driver's idTag.
 pub async fn id_tag_of(conn: &mut AsyncPgConnection, user_id: i64) -> Result<String, StoreError> {
     Ok(users::table.find(user_id).select(users::id_tag).first(conn).await?)
+}
+
+/// What the app reported for the driver's session under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppProgress {
+    /// The session.
+    pub session_id: i64,
+    /// Energy now, Wh.
+    pub energy_wh: i64,
+    /// Running cost.
+    pub cost: Decimal,
+    /// Whether the connector meters energy itself (then the app's energy is not used).
+    pub metered: bool,
+}
+
+/// Records the app's battery level (and, on a connector not metered, its energy) on the
+/// driver's session under way; `None` when there is none.
+pub async fn app_update(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    battery_level: i16,
+    energy_wh: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Option<AppProgress>, StoreError> {
+    conn.transaction::<_, StoreError, _>(async move |conn| {
+        let open: Option<(i64, i64, Decimal, bool)> = charging_sessions::table
+            .inner_join(connectors::table)
+            .filter(charging_sessions::user_id.eq(user_id))
+            .filter(charging_sessions::status.eq_any(["pending", "active"]))
+            .select((
+                charging_sessions::id,
+                charging_sessions::energy_wh,
+                charging_sessions::price_per_kwh,
+                connectors::metered,
+            ))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((session_id, current_wh, price, metered)) = open else { return Ok(None) };
+        // Energy never goes backwards, and a metered connector's own meter wins.
+        let energy_wh = match energy_wh {
+            Some(wh) if !metered => wh.max(current_wh),
+            _ => current_wh,
+        };
+        let cost = billing::cost(energy_wh, price);
+        diesel::update(charging_sessions::table.find(session_id))
+            .set((
+                charging_sessions::soc_percent.eq(battery_level),
+                charging_sessions::battery_level_start.eq(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::SmallInt>,
+                >("coalesce(battery_level_start, ")
+                .bind::<diesel::sql_types::SmallInt, _>(battery_level)
+                .sql(")")),
+                charging_sessions::energy_wh.eq(energy_wh),
+                charging_sessions::cost.eq(cost),
+                charging_sessions::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(Some(AppProgress { session_id, energy_wh, cost, metered }))
+    })
+    .await
+}
+
+/// Records the end the app reported: final battery level and rating; on a connector not
+/// metered that reported no energy, estimates it from the battery levels and the vehicle's
+/// battery size (the seed's rule). Answers the energy now, Wh.
+pub async fn app_end(
+    conn: &mut AsyncPgConnection,
+    session_id: i64,
+    battery_level_end: i16,
+    rating: Option<i16>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    conn.transaction::<_, StoreError, _>(async move |conn| {
+        let (energy_wh, price, start_level, metered, battery_wh): (i64, Decimal, Option<i16>, bool, i64) =
+            charging_sessions::table
+                .inner_join(connectors::table)
+                .inner_join(users::table)
+                .filter(charging_sessions::id.eq(session_id))
+                .select((
+                    charging_sessions::energy_wh,
+                    charging_sessions::price_per_kwh,
+                    charging_sessions::battery_level_start,
+                    connectors::metered,
+                    users::vehicle_battery_wh,
+                ))
+                .for_update()
+                .first(conn)
+                .await?;
+        let estimated = match start_level {
+            Some(start) if !metered && energy_wh == 0 && battery_level_end > start => {
+                i64::from(battery_level_end - start) * battery_wh / 100
+            }
+            _ => energy_wh,
+        };
+        diesel::update(charging_sessions::table.find(session_id))
+            .set((
+                charging_sessions::battery_level_end.eq(battery_level_end),
+                charging_sessions::soc_percent.eq(battery_level_end),
+                charging_sessions::rating.eq(rating),
+                charging_sessions::energy_wh.eq(estimated),
+                charging_sessions::cost.eq(billing::cost(estimated, price)),
+                charging_sessions::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(estimated)
+    })
+    .await
 }

@@ -94,3 +94,69 @@ async fn write_batches(pool: DbPool, mut receiver: mpsc::Receiver<LoggedFrame>) 
 pub async fn prune(conn: &mut diesel_async::AsyncPgConnection, before: DateTime<Utc>) -> Result<usize, StoreError> {
     Ok(diesel::delete(ocpp_messages::table.filter(ocpp_messages::created_at.lt(before))).execute(conn).await?)
 }
+
+/// A frame read back from the log.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ocpp_messages, check_for_backend(diesel::pg::Pg))]
+pub struct LogEntry {
+    /// Row ID (increasing in the order frames were logged).
+    pub id: i64,
+    /// `in` (from the charger) or `out` (to it).
+    pub direction: String,
+    /// 2 (CALL), 3 (CALLRESULT) or 4 (CALLERROR) when the frame parsed.
+    pub message_type: Option<i16>,
+    /// The message ID when readable.
+    pub message_id: Option<String>,
+    /// The action.
+    pub action: Option<String>,
+    /// The frame text.
+    pub payload: String,
+    /// The CALLERROR code, for errors.
+    pub error_code: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which logged frames to read: one charge point's, optionally one direction or action.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// The charge point.
+    pub charge_point_id: String,
+    /// `in` or `out`.
+    pub direction: Option<String>,
+    /// An action, exactly.
+    pub action: Option<String>,
+}
+
+impl LogFilter {
+    fn query(&self) -> ocpp_messages::BoxedQuery<'static, diesel::pg::Pg> {
+        let mut query =
+            ocpp_messages::table.filter(ocpp_messages::charge_point_id.eq(self.charge_point_id.clone())).into_boxed();
+        if let Some(direction) = &self.direction {
+            query = query.filter(ocpp_messages::direction.eq(direction.clone()));
+        }
+        if let Some(action) = &self.action {
+            query = query.filter(ocpp_messages::action.eq(action.clone()));
+        }
+        query
+    }
+}
+
+/// One page of logged frames, newest first, and how many match in all.
+pub async fn list(
+    conn: &mut diesel_async::AsyncPgConnection,
+    filter: &LogFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<LogEntry>, i64), StoreError> {
+    let total: i64 = filter.query().count().get_result(conn).await?;
+    let entries = filter
+        .query()
+        .order(ocpp_messages::id.desc())
+        .limit(limit)
+        .offset(offset)
+        .select(LogEntry::as_select())
+        .load(conn)
+        .await?;
+    Ok((entries, total))
+}

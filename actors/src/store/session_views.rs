@@ -220,3 +220,114 @@ pub async fn start_target(
         .await
         .optional()?)
 }
+
+/// A driver's totals over a set of sessions.
+#[derive(Debug, Clone, Default, diesel::QueryableByName)]
+pub struct Totals {
+    /// Sessions that delivered or were billed.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sessions: i64,
+    /// Energy, Wh.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub energy_wh: i64,
+    /// Amount paid.
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    pub spent: Decimal,
+    /// Total duration, s.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub duration_seconds: i64,
+}
+
+/// Totals of the driver's ended sessions that started, since `since` (all time when `None`).
+pub async fn totals(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    since: Option<DateTime<Utc>>,
+) -> Result<Totals, StoreError> {
+    use diesel::sql_types::{BigInt, Nullable, Timestamptz};
+    Ok(diesel::sql_query(
+        "SELECT count(*)::bigint AS sessions, coalesce(sum(energy_wh), 0)::bigint AS energy_wh, \
+                coalesce(sum(cost), 0) AS spent, coalesce(sum(duration_seconds), 0)::bigint AS duration_seconds \
+         FROM charging_sessions \
+         WHERE user_id = $1 AND settled_at IS NOT NULL AND started_at IS NOT NULL \
+           AND ($2::timestamptz IS NULL OR requested_at >= $2)",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Nullable<Timestamptz>, _>(since)
+    .get_result(conn)
+    .await?)
+}
+
+/// One month of a driver's charging.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct MonthUsage {
+    /// `YYYY-MM`.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub month: String,
+    /// Sessions.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sessions: i64,
+    /// Energy, Wh.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub energy_wh: i64,
+    /// Amount paid.
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    pub spent: Decimal,
+}
+
+/// The driver's usage per month (UTC) since `since`, oldest first.
+pub async fn monthly_usage(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Vec<MonthUsage>, StoreError> {
+    use diesel::sql_types::{BigInt, Timestamptz};
+    Ok(diesel::sql_query(
+        "SELECT to_char(date_trunc('month', requested_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, \
+                count(*)::bigint AS sessions, coalesce(sum(energy_wh), 0)::bigint AS energy_wh, \
+                coalesce(sum(cost), 0) AS spent \
+         FROM charging_sessions \
+         WHERE user_id = $1 AND settled_at IS NOT NULL AND started_at IS NOT NULL AND requested_at >= $2 \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+    .await?)
+}
+
+/// The station where the driver charged most often: ID and name.
+pub async fn favourite_station(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(charging_sessions::table
+        .inner_join(stations::table.on(charging_sessions::station_id.eq(stations::id.nullable())))
+        .filter(charging_sessions::user_id.eq(user_id))
+        .filter(charging_sessions::started_at.is_not_null())
+        .group_by((stations::id, stations::name))
+        .order((diesel::dsl::count_star().desc(), stations::id))
+        .select((stations::id, stations::name))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Records the driver's rating of an ended session; `false` when it is not theirs or not ended.
+pub async fn rate(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    session_id: i64,
+    rating: i16,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(
+        charging_sessions::table
+            .filter(charging_sessions::id.eq(session_id))
+            .filter(charging_sessions::user_id.eq(user_id))
+            .filter(charging_sessions::settled_at.is_not_null()),
+    )
+    .set(charging_sessions::rating.eq(rating))
+    .execute(conn)
+    .await?;
+    Ok(updated > 0)
+}

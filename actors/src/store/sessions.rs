@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use super::StoreError;
 use super::chargers;
 use super::schema::{
-    chargers as chargers_t, charging_sessions, meter_values, revenue_entries, rfid_cards, stations, users,
+    chargers as chargers_t, charging_sessions, connectors, meter_values, revenue_entries, rfid_cards, stations, users,
 };
 use super::wallets::{self, Entry};
 use crate::billing;
@@ -294,8 +294,9 @@ pub async fn record_meter_values(
 ) -> Result<Option<Progress>, StoreError> {
     let input = input.clone();
     conn.transaction::<_, StoreError, _>(async move |conn| {
-        let session: Option<(i64, String, Option<i64>, Decimal)> = match input.transaction_id {
+        let session: Option<(i64, String, Option<i64>, Decimal, bool)> = match input.transaction_id {
             Some(transaction_id) => charging_sessions::table
+                .inner_join(connectors::table)
                 .filter(charging_sessions::transaction_id.eq(transaction_id))
                 .filter(charging_sessions::charger_id.eq(input.charger_id))
                 .select((
@@ -303,6 +304,7 @@ pub async fn record_meter_values(
                     charging_sessions::status,
                     charging_sessions::meter_start_wh,
                     charging_sessions::price_per_kwh,
+                    connectors::metered,
                 ))
                 .first(conn)
                 .await
@@ -334,13 +336,14 @@ pub async fn record_meter_values(
         if !rows.is_empty() {
             diesel::insert_into(meter_values::table).values(rows).execute(conn).await?;
         }
-        let Some((session_id, status, meter_start, price)) = session else { return Ok(None) };
+        let Some((session_id, status, meter_start, price, metered)) = session else { return Ok(None) };
         if status != "active" {
             return Ok(None);
         }
         let meter_start = meter_start.unwrap_or(0);
         let (energy_wh, meter_last): (i64, Option<i64>) = match input.energy_register_wh {
-            Some(register) if register >= meter_start => (register - meter_start, Some(register)),
+            // On a connector marked not metered, energy comes from the app, not this register.
+            Some(register) if register >= meter_start && metered => (register - meter_start, Some(register)),
             _ => {
                 let current: (i64, Option<i64>) = charging_sessions::table
                     .find(session_id)
@@ -419,6 +422,7 @@ pub enum Settlement {
 #[derive(Queryable)]
 struct SessionForSettle {
     user_id: Option<i64>,
+    connector_id: i64,
     station_id: Option<i64>,
     status: String,
     price_per_kwh: Decimal,
@@ -447,6 +451,7 @@ pub async fn settle(
             .for_update()
             .select((
                 charging_sessions::user_id,
+                charging_sessions::connector_id,
                 charging_sessions::station_id,
                 charging_sessions::status,
                 charging_sessions::price_per_kwh,
@@ -465,7 +470,12 @@ pub async fn settle(
         }
         let meter_start = session.meter_start_wh.unwrap_or(0);
         let last_good = session.meter_last_wh.map_or(session.energy_wh, |last| (last - meter_start).max(0));
+        let metered: bool =
+            connectors::table.find(session.connector_id).select(connectors::metered).first(conn).await?;
         let (energy_wh, meter_fault) = match how.meter_stop {
+            // The owner marked this connector as not metered: the app's energy (or the estimate
+            // from battery levels) is what was delivered.
+            _ if !metered => (session.energy_wh, false),
             Some(stop) if stop >= meter_start => (stop - meter_start, false),
             // A meter that runs backwards is a fault: bill what the last good reading showed.
             Some(_) => (last_good, true),

@@ -40,6 +40,9 @@ pub struct Authenticated {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A token's ID, CSRF token, expiry, last use and its user.
+type TokenRow = (i64, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>, User);
+
 /// How often `last_used_at` is refreshed: a write per request would be waste.
 const LAST_USED_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
@@ -74,7 +77,7 @@ pub async fn authenticate(
     kind: TokenKind,
     now: DateTime<Utc>,
 ) -> Result<Option<Authenticated>, StoreError> {
-    let found: Option<(i64, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>, User)> = auth_tokens::table
+    let found: Option<TokenRow> = auth_tokens::table
         .inner_join(users::table)
         .filter(auth_tokens::token_hash.eq(token_hash.as_slice()))
         .filter(auth_tokens::kind.eq(kind.as_str()))

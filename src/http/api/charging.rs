@@ -87,12 +87,6 @@ pub async fn start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if !valid_charge_point_id(&body.charger_id) {
-        return Err(ApiError::validation("chargerId", "This is not a charge point ID."));
-    }
-    if body.connector_id < 1 {
-        return Err(ApiError::validation("connectorId", "Connectors are numbered from 1."));
-    }
     let limit_energy_wh = match body.energy_limit_kwh {
         Some(kwh) if kwh <= Decimal::ZERO || kwh > Decimal::from(1000) => {
             return Err(ApiError::validation("energyLimitKwh", "An energy limit is more than 0 and at most 1000 kWh."));
@@ -103,10 +97,48 @@ pub async fn start(
     if body.amount_limit.is_some_and(|a| a <= Decimal::ZERO) {
         return Err(ApiError::validation("amountLimit", "An amount limit is more than 0."));
     }
+    let request = StartRequest {
+        charger_id: body.charger_id,
+        connector_id: body.connector_id,
+        limit_energy_wh,
+        limit_amount: body.amount_limit,
+        battery_level: body.battery_level,
+    };
+    let session_id = begin(&auth, &state, request).await?;
+    Ok(response::created(StartAccepted {
+        session_id,
+        status: "pending",
+        message: "The charger accepted. Plug in if you have not; charging starts in a moment.",
+    }))
+}
+
+/// What a start asks for, however the client named it.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// The charge point ID.
+    pub charger_id: String,
+    /// The connector.
+    pub connector_id: i32,
+    /// Energy limit, Wh.
+    pub limit_energy_wh: Option<i64>,
+    /// Money limit.
+    pub limit_amount: Option<Decimal>,
+    /// Battery level at start, %.
+    pub battery_level: Option<i16>,
+}
+
+/// Checks a start, creates the pending session and sends RemoteStartTransaction; answers the
+/// session once the charger accepted.
+pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<i64, ApiError> {
+    if !valid_charge_point_id(&body.charger_id) {
+        return Err(ApiError::validation("chargerId", "This is not a charge point ID."));
+    }
+    if body.connector_id < 1 {
+        return Err(ApiError::validation("connectorId", "Connectors are numbered from 1."));
+    }
     if body.battery_level.is_some_and(|b| !(0..=100).contains(&b)) {
         return Err(ApiError::validation("batteryLevel", "A battery level is 0 to 100."));
     }
-
     let mut conn = pool::connection(&state.pool).await?;
     let online = state.registry.send(IsConnected(body.charger_id.clone())).await.unwrap_or(false);
     let target = session_views::start_target(&mut conn, &body.charger_id, body.connector_id).await?;
@@ -147,8 +179,8 @@ pub async fn start(
         connector_id: target.connector_id,
         id_tag: auth.user.id_tag.clone(),
         source: "app",
-        limit_energy_wh,
-        limit_amount: body.amount_limit,
+        limit_energy_wh: body.limit_energy_wh,
+        limit_amount: body.limit_amount,
         battery_level_start: body.battery_level,
         booking_id: None,
     };
@@ -169,11 +201,7 @@ pub async fn start(
     let failure = match answer {
         Ok(Ok(answer)) if answer["status"] == "Accepted" => {
             tracing::info!(user_id = auth.user.id, session_id, charge_point_id = %body.charger_id, "remote start accepted");
-            return Ok(response::created(StartAccepted {
-                session_id,
-                status: "pending",
-                message: "The charger accepted. Plug in if you have not; charging starts in a moment.",
-            }));
+            return Ok(session_id);
         }
         Ok(Ok(_)) => {
             ApiError::conflict("start_rejected", "The charger refused to start. Check the cable and try again.")
@@ -184,7 +212,7 @@ pub async fn start(
         Ok(Err(error)) => ApiError::conflict("charger_offline", format!("The charger could not be reached: {error}")),
         Err(error) => ApiError::internal(error),
     };
-    fail_start(&state, session_id, failure.code()).await;
+    fail_start(state, session_id, failure.code()).await;
     Err(failure)
 }
 

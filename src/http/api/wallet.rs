@@ -1,0 +1,224 @@
+//! The driver's prepaid INR wallet: `GET /api/wallet` (balance and recharge limits),
+//! `GET /api/wallet/transactions` (the ledger, newest first) and `POST /api/wallet/recharge`
+//! (begin a payment and get the page to pay on).
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use kilowatt_actors::store::{pool, wallets};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::payments::PaymentView;
+use crate::auth::Auth;
+use crate::http::error::ApiError;
+use crate::http::openapi::{Envelope, ErrorEnvelope};
+use crate::http::response;
+use crate::payments::{self, StartError};
+use crate::state::AppState;
+
+/// The wallet as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletView {
+    /// Current balance.
+    #[schema(value_type = String, example = "1000.00")]
+    pub balance: Decimal,
+    /// Always `INR`.
+    pub currency: &'static str,
+    /// Smallest recharge.
+    #[schema(value_type = String, example = "500")]
+    pub min_recharge: Decimal,
+    /// Largest recharge.
+    #[schema(value_type = String, example = "100000")]
+    pub max_recharge: Decimal,
+    /// Amounts to offer as buttons.
+    #[schema(value_type = Vec<String>, example = json!(["500", "1000", "2000", "5000"]))]
+    pub recharge_presets: Vec<Decimal>,
+}
+
+/// `GET /api/wallet`: the balance, and what a recharge may be.
+#[utoipa::path(
+    tag = "wallet",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The wallet", body = Envelope<WalletView>),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+    )
+)]
+#[get("/api/wallet")]
+pub async fn show(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut conn = pool::connection(&state.pool).await?;
+    let balance = wallets::balance(&mut conn, auth.user.id).await?.unwrap_or(Decimal::ZERO);
+    let policy = &state.config.policy;
+    Ok(response::ok(WalletView {
+        balance: balance.round_dp(2),
+        currency: "INR",
+        min_recharge: policy.min_recharge,
+        max_recharge: policy.max_recharge,
+        recharge_presets: policy.recharge_presets.clone(),
+    }))
+}
+
+/// Which page of the ledger.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Entries per page, 1 to 100 (default 20).
+    limit: Option<i64>,
+    /// Entries to skip (default 0).
+    offset: Option<i64>,
+}
+
+/// One ledger entry as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionView {
+    /// Entry ID.
+    pub id: i64,
+    /// Positive credits, negative debits.
+    #[schema(value_type = String, example = "1000.00")]
+    pub amount: Decimal,
+    /// `recharge`, `charging`, `booking`, `refund` or `adjustment`.
+    pub kind: String,
+    /// What it was ("Recharge", "Charging session payment", …).
+    pub description: String,
+    /// `payment`, `session`, `booking` or `manual`.
+    pub reference_kind: String,
+    /// The payment, session or booking.
+    pub reference_id: i64,
+    /// Balance right after.
+    #[schema(value_type = String, example = "1000.00")]
+    pub balance_after: Decimal,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of the ledger and how many entries there are in all.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionsPage {
+    /// Newest first.
+    pub items: Vec<TransactionView>,
+    /// Entries in all.
+    pub total: i64,
+    /// The page size used.
+    pub limit: i64,
+    /// The offset used.
+    pub offset: i64,
+}
+
+/// `GET /api/wallet/transactions`: credits and debits, newest first.
+#[utoipa::path(
+    tag = "wallet",
+    security(("bearer" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "A page of the ledger", body = Envelope<TransactionsPage>),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+        (status = 422, description = "Bad limit or offset", body = ErrorEnvelope),
+    )
+)]
+#[get("/api/wallet/transactions")]
+pub async fn transactions(
+    auth: Auth,
+    page: web::Query<Page>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation("limit", "limit is 1 to 100."));
+    }
+    let offset = page.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation("offset", "offset is 0 or more."));
+    }
+    let mut conn = pool::connection(&state.pool).await?;
+    let entries = wallets::entries(&mut conn, auth.user.id, limit, offset).await?;
+    let total = wallets::count_entries(&mut conn, auth.user.id).await?;
+    let items = entries
+        .into_iter()
+        .map(|e| TransactionView {
+            id: e.id,
+            amount: e.amount,
+            kind: e.kind,
+            description: e.description,
+            reference_kind: e.reference_kind,
+            reference_id: e.reference_id,
+            balance_after: e.balance_after,
+            created_at: e.created_at,
+        })
+        .collect();
+    Ok(response::ok(TransactionsPage { items, total, limit, offset }))
+}
+
+/// A recharge to begin.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RechargeRequest {
+    /// INR: a preset or any amount between the minimum and maximum, at most two decimals
+    /// (a number or a decimal string).
+    #[schema(value_type = String, example = "1000")]
+    amount: Decimal,
+}
+
+/// A payment begun, and where the driver pays.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RechargeStarted {
+    /// The pending payment.
+    #[serde(flatten)]
+    pub payment: PaymentView,
+    /// Send the driver here to pay; they come back to a result page.
+    pub redirect_url: String,
+}
+
+/// `POST /api/wallet/recharge`: begins a payment with the configured provider (sandbox or
+/// PhonePe). The wallet is credited once the provider confirms it.
+#[utoipa::path(
+    tag = "wallet",
+    security(("bearer" = [])),
+    request_body = RechargeRequest,
+    responses(
+        (status = 201, description = "Payment begun; send the driver to redirectUrl", body = Envelope<RechargeStarted>),
+        (status = 401, description = "Not signed in", body = ErrorEnvelope),
+        (status = 422, description = "The amount is out of bounds or too precise", body = ErrorEnvelope),
+        (status = 502, description = "The payment provider refused or did not answer", body = ErrorEnvelope),
+    )
+)]
+#[post("/api/wallet/recharge")]
+pub async fn recharge(
+    auth: Auth,
+    body: web::Json<RechargeRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let amount = validate_amount(body.into_inner().amount, &state)?;
+    let started = payments::start_recharge(&state, &auth.user, amount).await.map_err(|error| match error {
+        StartError::Store(e) => ApiError::from(e),
+        StartError::Provider(_) | StartError::UnpayableAmount => ApiError::new(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "payment_provider_unavailable",
+            "The payment gateway could not start this payment. Please try again shortly.",
+        ),
+    })?;
+    Ok(response::created(RechargeStarted {
+        payment: PaymentView::from(&started.payment),
+        redirect_url: started.redirect_url,
+    }))
+}
+
+/// The amount, rounded to paise, if it is a valid recharge.
+fn validate_amount(amount: Decimal, state: &AppState) -> Result<Decimal, ApiError> {
+    let policy = &state.config.policy;
+    if amount.normalize().scale() > 2 {
+        return Err(ApiError::validation("amount", "An amount has at most two decimal places (paise)."));
+    }
+    if amount <= Decimal::ZERO || amount < policy.min_recharge {
+        return Err(ApiError::validation("amount", format!("The minimum recharge is ₹{}.", policy.min_recharge)));
+    }
+    if amount > policy.max_recharge {
+        return Err(ApiError::validation("amount", format!("The maximum recharge is ₹{}.", policy.max_recharge)));
+    }
+    Ok(amount.round_dp(2))
+}
