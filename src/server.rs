@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use kilowatt_actors::bus::Bus;
 use kilowatt_actors::charger::{ChargerEnv, ChargerSettings};
 use kilowatt_actors::clock::Clock;
+use kilowatt_actors::notifier::Notifier;
 use kilowatt_actors::registry::{self, Registry};
 use kilowatt_actors::session::{SessionEnv, SessionSettings};
 use kilowatt_actors::store::StoreError;
@@ -121,7 +122,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         },
     });
     start_sessions(&config, &pool, &clock, &bus, &registry).await?;
-    let state = AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env };
+    let notifier = actix::Actor::start(Notifier::new(pool.clone(), clock.clone()));
+    let state = AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env, notifier };
     // Periodic sweeps share one task (aborted at shutdown): log retention, payment reconciliation.
     let sweeper = actix_web::rt::spawn({
         let (log_state, payments_state) = (state.clone(), state.clone());

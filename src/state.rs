@@ -6,6 +6,7 @@ use actix::Addr;
 use kilowatt_actors::bus::Bus;
 use kilowatt_actors::charger::ChargerEnv;
 use kilowatt_actors::clock::Clock;
+use kilowatt_actors::notifier::Notifier;
 use kilowatt_actors::registry::Registry;
 use kilowatt_actors::store::DbPool;
 
@@ -26,4 +27,6 @@ pub struct AppState {
     pub bus: Bus,
     /// What every charger connection shares.
     pub chargers: Arc<ChargerEnv>,
+    /// Email and SMS to drivers.
+    pub notifier: Addr<Notifier>,
 }

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod bus;
 pub mod charger;
 pub mod clock;
+pub mod notifier;
 pub mod ocpp;
 pub mod registry;
 pub mod session;
