@@ -1,4 +1,4 @@
-//! The command line: `kilowatt [--config FILE] [serve | migrate | user create …]`.
+//! The command line: `kilowatt [--config FILE] [serve | migrate | user create … | simulate … | demo …]`.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,10 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Run simulated OCPP 1.6J chargers against a central system (for testing and load).
+    Simulate(crate::simulator::SimulateArgs),
+    /// Start the server with demo accounts, stations and simulated chargers.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// `kilowatt user …`

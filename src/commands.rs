@@ -1,4 +1,4 @@
-//! One-shot commands run from the command line: `migrate` and `user create`.
+//! Commands run from the command line: `migrate`, `user create` and `simulate`.
 
 use diesel_async::AsyncConnection;
 use kilowatt_actors::accounts::{self, Role};
@@ -61,4 +61,19 @@ pub async fn create_user(config: &Config, args: NewUserArgs) -> Result<(), Strin
         Err(users::InsertUserError::Taken(field)) => Err(format!("{field} is already taken")),
         Err(users::InsertUserError::Store(e)) => Err(e.to_string()),
     }
+}
+
+/// Runs simulated chargers until `--duration` has passed or Ctrl-C, then prints the summary.
+pub async fn simulate(args: crate::simulator::SimulateArgs) -> Result<(), String> {
+    let config = args.into_config()?;
+    tracing::info!(url = %config.url, chargers = config.chargers, scenario = ?config.scenario, "starting simulated chargers");
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let summary = crate::simulator::run_until(config, stop).await?;
+    #[allow(clippy::print_stdout)] // The summary is the command's output.
+    {
+        println!("{summary}");
+    }
+    Ok(())
 }

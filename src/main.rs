@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kilowatt::cli::{Cli, Command, UserCommand};
 use kilowatt::config::Config;
-use kilowatt::{commands, server, telemetry};
+use kilowatt::{commands, demo, server, telemetry};
 use kilowatt_actors::clock::Clock;
 
 fn main() -> ExitCode {
@@ -30,6 +30,8 @@ fn main() -> ExitCode {
                 let new_user = commands::NewUserArgs { username, phone, pin, role: role.into(), email, name };
                 commands::create_user(&config, new_user).await
             }
+            Command::Simulate(args) => commands::simulate(args).await,
+            Command::Demo(args) => demo::run(config, args).await,
         }
     });
     match result {

@@ -12,6 +12,7 @@ use kilowatt_actors::bus::Bus;
 use kilowatt_actors::charger::{ChargerEnv, ChargerSettings};
 use kilowatt_actors::clock::Clock;
 use kilowatt_actors::notifier::Notifier;
+use kilowatt_actors::queue::QueueEnv;
 use kilowatt_actors::registry::{self, Registry};
 use kilowatt_actors::session::{SessionEnv, SessionSettings};
 use kilowatt_actors::store::StoreError;
@@ -20,6 +21,7 @@ use kilowatt_actors::store::database;
 use kilowatt_actors::store::live_sessions;
 use kilowatt_actors::store::ocpp_log::{self, OcppLog};
 use kilowatt_actors::store::pool::{self, PoolSettings};
+use kilowatt_actors::store::queue;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -63,6 +65,10 @@ impl RunningServer {
         let closed = self.state.registry.send(registry::Shutdown).await.unwrap_or(0);
         tracing::info!(chargers = closed, "shutting down: charger sockets told to close");
         tokio::join!(self.ocpp_handle.stop(true), self.http_handle.stop(true));
+        // Deliveries under way stop here and resume from the database at the next start.
+        let _ = self.state.notifier.send(kilowatt_actors::notifier::Shutdown).await;
+        // Booking timers stop here and are rebuilt from the database at the next start.
+        let _ = self.state.bookings.send(kilowatt_actors::booking::StopAll).await;
         if let Some(sweeper) = self.sweeper {
             sweeper.abort();
         }
@@ -122,8 +128,11 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         },
     });
     start_sessions(&config, &pool, &clock, &bus, &registry).await?;
-    let notifier = actix::Actor::start(Notifier::new(pool.clone(), clock.clone()));
-    let state = AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env, notifier };
+    let notifier = actix::Actor::start(Notifier::new(pool.clone(), clock.clone(), notifier_settings(&config)));
+    start_queues(&config, &pool, &clock, &bus, &registry, &notifier).await?;
+    let bookings = start_booking_timers(&config, &pool, &clock, &bus, &registry, &notifier);
+    let state =
+        AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env, notifier, bookings };
     // Periodic sweeps share one task (aborted at shutdown): log retention, payment reconciliation.
     let sweeper = actix_web::rt::spawn({
         let (log_state, payments_state) = (state.clone(), state.clone());
@@ -175,6 +184,54 @@ async fn start_sessions(
     Ok(())
 }
 
+/// Gives the registry what queue actors need and rebuilds every charger's queue that had
+/// drivers waiting (or holding a connector) when Kilowatt last stopped.
+async fn start_queues(
+    config: &Config,
+    pool: &kilowatt_actors::store::DbPool,
+    clock: &Clock,
+    bus: &Bus,
+    registry: &actix::Addr<Registry>,
+    notifier: &actix::Addr<Notifier>,
+) -> Result<(), StartError> {
+    let hold = chrono::Duration::from_std(config.policy.queue_hold).unwrap_or(chrono::Duration::minutes(5));
+    let env = QueueEnv { pool: pool.clone(), clock: clock.clone(), bus: bus.clone(), notifier: notifier.clone(), hold };
+    registry.do_send(registry::UseQueueEnv(Arc::new(env)));
+    let mut conn = pool::connection(pool).await?;
+    for charge_point_id in queue::chargers_with_queues(&mut conn).await? {
+        registry.do_send(registry::QueueChanged(charge_point_id));
+    }
+    Ok(())
+}
+
+/// Starts the booking timers' supervisor, which rebuilds a timer for every live booking and
+/// sweeps every minute for anything a timer missed.
+fn start_booking_timers(
+    config: &Config,
+    pool: &kilowatt_actors::store::DbPool,
+    clock: &Clock,
+    bus: &Bus,
+    registry: &actix::Addr<Registry>,
+    notifier: &actix::Addr<Notifier>,
+) -> actix::Addr<kilowatt_actors::booking::BookingTimers> {
+    use kilowatt_actors::booking::{BookingEnv, BookingSettings, BookingTimers};
+    let to_chrono = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let settings = BookingSettings {
+        grace_period: to_chrono(config.policy.grace_period),
+        refund_cutoff: to_chrono(config.policy.booking_refund_cutoff),
+        public_url: config.public_url.clone(),
+    };
+    let env = BookingEnv {
+        pool: pool.clone(),
+        clock: clock.clone(),
+        bus: bus.clone(),
+        registry: registry.clone(),
+        notifier: notifier.clone(),
+        settings,
+    };
+    actix::Actor::start(BookingTimers::new(Arc::new(env)))
+}
+
 /// How long a charger may take to act on RemoteStopTransaction; the prepaid margin covers
 /// this much charging on top of one meter interval.
 const SESSION_STOP_REACTION_SECONDS: i64 = 30;
@@ -217,5 +274,38 @@ async fn prune_message_log(state: AppState) {
             Ok(rows) => tracing::info!(rows, "pruned the OCPP message log"),
             Err(error) => tracing::warn!(%error, "could not prune the OCPP message log"),
         }
+    }
+}
+
+/// How the notifier sends email and SMS, from the configuration (email is off without an SMTP host).
+fn notifier_settings(config: &Config) -> kilowatt_actors::notifier::NotifierSettings {
+    use crate::config::{SmsProviderKind, SmtpTls};
+    use kilowatt_actors::notifier::email::{EmailSettings, EmailTls};
+    use kilowatt_actors::notifier::sms::SmsSettings;
+    let smtp = &config.smtp;
+    let email = smtp.host.clone().map(|host| EmailSettings {
+        host,
+        port: smtp.port,
+        tls: match smtp.tls {
+            SmtpTls::None => EmailTls::None,
+            SmtpTls::StartTls => EmailTls::StartTls,
+            SmtpTls::Tls => EmailTls::Tls,
+        },
+        username: smtp.username.clone(),
+        password: smtp.password.expose().to_owned(),
+        from: smtp.from.clone(),
+        timeout: std::time::Duration::from_secs(15),
+    });
+    let sms = match (config.sms.provider, &config.sms.url) {
+        (SmsProviderKind::Http, Some(url)) => {
+            SmsSettings::Http { url: url.clone(), api_key: config.sms.api_key.expose().to_owned() }
+        }
+        _ => SmsSettings::Log,
+    };
+    kilowatt_actors::notifier::NotifierSettings {
+        email,
+        sms,
+        support_email: config.support_email.clone(),
+        retry: Default::default(),
     }
 }

@@ -29,4 +29,6 @@ pub struct AppState {
     pub chargers: Arc<ChargerEnv>,
     /// Email and SMS to drivers.
     pub notifier: Addr<Notifier>,
+    /// The booking timers' supervisor (tell it about new, checked-in and cancelled bookings).
+    pub bookings: Addr<kilowatt_actors::booking::BookingTimers>,
 }

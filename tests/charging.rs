@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Duration as ChronoDuration;
 use common::charge_point::{ChargePoint, ConnectOptions, Reply};
 use common::sql::{count, exec, money, scalar};
-use common::{TestApp, User, error_code, spawn_app, spawn_app_with};
+use common::{TestApp, User, error_code, eventually, spawn_app, spawn_app_with};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -32,26 +32,8 @@ async fn seed(app: &TestApp, cp: &str, balance: i64) -> (User, User) {
     .await;
     exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
         .await;
-    fund(app, &driver, balance).await;
+    app.fund(&driver, balance).await;
     (owner, driver)
-}
-
-/// Credits the driver's wallet with a ledger entry, as a recharge would.
-async fn fund(app: &TestApp, driver: &User, amount: i64) {
-    if amount == 0 {
-        return;
-    }
-    exec(app, &format!("UPDATE wallets SET balance = balance + {amount} WHERE user_id = {}", driver.id)).await;
-    exec(
-        app,
-        &format!(
-            "INSERT INTO wallet_entries (user_id, amount, kind, description, reference_kind, reference_id, balance_after) \
-             SELECT {id}, {amount}, 'recharge', 'Recharge', 'payment', {id} * 1000 + (SELECT count(*) FROM wallet_entries), balance \
-             FROM wallets WHERE user_id = {id}",
-            id = driver.id
-        ),
-    )
-    .await;
 }
 
 async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
@@ -74,16 +56,6 @@ async fn ledger_sum(app: &TestApp, user: &User) -> Decimal {
 
 async fn session_field(app: &TestApp, session_id: i64, column: &str) -> String {
     scalar(app, &format!("SELECT {column} FROM charging_sessions WHERE id = {session_id}")).await
-}
-
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 /// Starts through the API; the charger accepts and, like a real one, sends StartTransaction
@@ -152,7 +124,7 @@ async fn every_reason_not_to_start_gets_its_own_answer_and_changes_nothing() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-NO", 1000).await;
     let poor = app.driver("poor").await;
-    fund(&app, &poor, 50).await;
+    app.fund(&poor, 50).await;
     let start = |cp: &str, connector: i32| json!({ "chargerId": cp, "connectorId": connector });
 
     let (status, body) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 1))).await;
@@ -356,7 +328,7 @@ async fn a_session_started_at_the_charger_needs_a_funded_wallet() {
     let answer = charger.authorize(&driver.id_tag).await.unwrap();
     assert_eq!(answer["idTagInfo"]["status"], "Blocked", "no balance, no charge");
 
-    fund(&app, &driver, 300).await;
+    app.fund(&driver, 300).await;
     let answer = charger.authorize(&driver.id_tag).await.unwrap();
     assert_eq!(answer["idTagInfo"]["status"], "Accepted");
     let (tx, info) = charger.start_transaction(2, &driver.id_tag, 10_000, app.clock.now()).await.unwrap();
@@ -463,7 +435,7 @@ async fn two_hundred_chargers_and_drivers_settle_every_session_exactly_once() {
     let mut drivers = Vec::new();
     for i in 0..N {
         let driver = app.driver(&format!("fleet-{i}")).await;
-        fund(&app, &driver, 1000).await;
+        app.fund(&driver, 1000).await;
         drivers.push(driver);
     }
 
@@ -532,4 +504,33 @@ async fn two_hundred_chargers_and_drivers_settle_every_session_exactly_once() {
     let expected: Decimal =
         results.iter().map(|(_, wh)| (Decimal::from(*wh) / Decimal::from(1000) * Decimal::from(21)).round_dp(2)).sum();
     assert_eq!(money(&app, "SELECT sum(amount) FROM revenue_entries").await, expected);
+}
+
+#[actix_rt::test]
+async fn a_drivers_energy_limit_stops_the_charge_and_a_stalled_meter_ends_a_session() {
+    let app = spawn_app_with(&[("KILOWATT_METER_STALL_MINUTES", "30")]).await;
+    let (_, driver) = seed(&app, "CP-LIMIT", 1000).await;
+    let charger = connect(&app, "CP-LIMIT").await;
+    let body = json!({ "chargerId": "CP-LIMIT", "connectorId": 1, "energyLimitKwh": 2 });
+    let (session_id, tx) = start_through_api(&app, &charger, &driver, body).await;
+    charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
+    assert!(charger.received_calls().iter().all(|(a, _)| a != "RemoteStopTransaction"));
+    charger.meter_values(1, Some(tx), 3_000, Some(7_000), None).await.unwrap();
+    charger.expect_call("RemoteStopTransaction", WAIT).await.expect("stopped at the driver's limit");
+    charger.stop_transaction(tx, 3_050, app.clock.now(), "Remote", None).await.unwrap();
+    assert_eq!(session_field(&app, session_id, "stop_reason").await, "Energy limit reached");
+
+    // A meter that stops advancing: the session ends, billed for what was delivered.
+    charger.status(1, "Available", "NoError").await.unwrap();
+    app.clock.advance(ChronoDuration::minutes(1));
+    let body = json!({ "chargerId": "CP-LIMIT", "connectorId": 1 });
+    let (session_id, tx) = start_through_api(&app, &charger, &driver, body).await;
+    charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
+    app.clock.advance(ChronoDuration::minutes(20));
+    charger.meter_values(1, Some(tx), 2_000, Some(0), None).await.unwrap();
+    app.clock.advance(ChronoDuration::minutes(11));
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "completed").await);
+    assert!(session_field(&app, session_id, "stop_reason").await.contains("meter stopped advancing"));
+    assert_eq!(session_field(&app, session_id, "cost").await, "18.50");
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
 }

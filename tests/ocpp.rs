@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use common::TestApp;
 use common::charge_point::{ChargePoint, ConnectError, ConnectOptions, Reply};
 use common::sql::{count, exec, money};
+use common::{TestApp, eventually};
 use kilowatt_actors::ocpp::{CentralSystemRequest, ErrorCode};
 use kilowatt_actors::registry::CommandCharger;
 use rust_decimal::Decimal;
@@ -43,16 +43,6 @@ async fn boot(app: &TestApp, cp: &str) -> ChargePoint {
     let answer = charger.boot().await.expect("boot answered");
     assert_eq!(answer["status"], "Accepted", "{answer}");
     charger
-}
-
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[actix_web::test]

@@ -10,21 +10,11 @@ use std::time::Duration;
 
 use common::charge_point::{ChargePoint, ConnectError, ConnectOptions, Reply};
 use common::sql::{count, exec};
-use common::{TestApp, User, error_code};
+use common::{TestApp, User, error_code, eventually};
 use kilowatt_actors::ocpp::ErrorCode;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
 
 /// Creates a station for `owner` and answers its ID.
 async fn station(app: &TestApp, owner: &User, body: Value) -> i64 {

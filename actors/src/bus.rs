@@ -87,3 +87,8 @@ mod tests {
         assert!(!bus.topics.lock().expect("lock").contains_key("charger:CP1"));
     }
 }
+
+/// The topic of everything one user should hear about (queue turns, bookings).
+pub fn user_topic(user_id: i64) -> String {
+    format!("user:{user_id}")
+}

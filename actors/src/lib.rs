@@ -4,11 +4,13 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod booking;
 pub mod bus;
 pub mod charger;
 pub mod clock;
 pub mod notifier;
 pub mod ocpp;
+pub mod queue;
 pub mod registry;
 pub mod session;
 pub mod store;

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::charger::command::{CommandError, SendCommand};
 use crate::ocpp::CentralSystemRequest;
+use crate::queue::{QueueActor, QueueEnv, QueueEvent};
 use crate::session::{SessionActor, SessionEnv, SessionEvent, StopError, StopOutcome, StopSession};
 
 /// Why a connection is asked to close.
@@ -146,6 +147,36 @@ pub struct StopSessionNow {
     pub stop: StopSession,
 }
 
+/// Stops a session or queue actor at shutdown (its state is in the database).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopActor;
+
+/// Gives the registry what queue actors need.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseQueueEnv(pub Arc<QueueEnv>);
+
+/// Tells a charger's queue something changed (starting its actor if it has none).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueueChanged(pub String);
+
+/// A connector may have freed up: its charger's queue (if it has one) advances.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConnectorFreed {
+    /// The charger.
+    pub charge_point_id: String,
+    /// The connector.
+    pub connector_number: i32,
+}
+
+/// A queue actor stopped (its queue emptied).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueueClosed(pub String);
+
 /// The registry actor. Start it with [`Registry::start_supervised`].
 #[derive(Default)]
 pub struct Registry {
@@ -153,6 +184,8 @@ pub struct Registry {
     session_env: Option<Arc<SessionEnv>>,
     sessions: HashMap<i64, Addr<SessionActor>>,
     sessions_by_charger: HashMap<String, HashSet<i64>>,
+    queue_env: Option<Arc<QueueEnv>>,
+    queues: HashMap<String, Addr<QueueActor>>,
 }
 
 impl Registry {
@@ -220,6 +253,50 @@ impl Registry {
             if let Some(addr) = self.sessions.get(id) {
                 addr.do_send(event.clone());
             }
+        }
+    }
+}
+
+impl Handler<UseQueueEnv> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseQueueEnv, _ctx: &mut Self::Context) {
+        self.queue_env = Some(msg.0);
+    }
+}
+
+impl Handler<QueueChanged> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: QueueChanged, ctx: &mut Self::Context) {
+        if let Some(addr) = self.queues.get(&msg.0).filter(|a| a.connected()) {
+            addr.do_send(QueueEvent::Changed);
+            return;
+        }
+        let Some(env) = self.queue_env.clone() else { return };
+        // A new actor loads the queue and hands out free connectors as it starts.
+        let addr = QueueActor::new(msg.0.clone(), env, ctx.address()).start();
+        self.queues.insert(msg.0, addr);
+    }
+}
+
+impl Handler<ConnectorFreed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConnectorFreed, _ctx: &mut Self::Context) {
+        // Only chargers with a queue have an actor; the others have nobody to tell.
+        if let Some(addr) = self.queues.get(&msg.charge_point_id).filter(|a| a.connected()) {
+            addr.do_send(QueueEvent::ConnectorFreed(msg.connector_number));
+        }
+    }
+}
+
+impl Handler<QueueClosed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: QueueClosed, _ctx: &mut Self::Context) {
+        if self.queues.get(&msg.0).is_some_and(|a| !a.connected()) {
+            self.queues.remove(&msg.0);
         }
     }
 }
@@ -343,6 +420,15 @@ impl Handler<Shutdown> for Registry {
         for handle in self.chargers.values() {
             handle.close.do_send(CloseConnection(CloseReason::Shutdown));
         }
+        // Sessions and queues live in the database; their actors are rebuilt at the next start.
+        for addr in self.sessions.values() {
+            addr.do_send(StopActor);
+        }
+        for addr in self.queues.values() {
+            addr.do_send(StopActor);
+        }
+        self.session_env = None;
+        self.queue_env = None;
         self.chargers.len()
     }
 }

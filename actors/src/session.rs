@@ -18,7 +18,7 @@ use crate::charger::command::CommandError;
 use crate::clock::Clock;
 use crate::ocpp::CentralSystemRequest;
 use crate::ocpp::messages::RemoteStopTransactionRequest;
-use crate::registry::{CommandCharger, Registry, SessionClosed, SessionLoaded};
+use crate::registry::{CommandCharger, ConnectorFreed, Registry, SessionClosed, SessionLoaded};
 use crate::store::live_sessions::{self, OpenSessionAt};
 use crate::store::sessions::{self, Settle, Settlement};
 use crate::store::{DbPool, StoreError, pool, wallets};
@@ -390,6 +390,13 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.registry.do_send(SessionClosed { session_id: self.id });
+        if let Some(state) = &self.state {
+            // The charger's queue (if any) looks at whether the connector is free now.
+            self.registry.do_send(ConnectorFreed {
+                charge_point_id: state.charge_point_id.clone(),
+                connector_number: state.connector_number,
+            });
+        }
     }
 }
 
@@ -512,4 +519,12 @@ pub fn publish_settled(bus: &Bus, charge_point_id: &str, session_id: i64, energy
         json!({ "chargePointId": charge_point_id, "sessionId": session_id, "energyWh": energy_wh, "cost": cost });
     bus.publish(charger_topic(charge_point_id), "sessionSettled", data.clone());
     bus.publish(session_topic(session_id), "sessionSettled", data);
+}
+
+impl Handler<crate::registry::StopActor> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: crate::registry::StopActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
 }

@@ -8,6 +8,8 @@ pub mod charge_point;
 pub mod db;
 pub mod phonepe;
 pub mod proxy;
+pub mod sms;
+pub mod smtp;
 pub mod sql;
 
 use std::collections::HashMap;
@@ -189,6 +191,37 @@ impl TestApp {
     /// Registers a station owner.
     pub async fn owner(&self, username: &str) -> User {
         self.register(username, "owner").await
+    }
+}
+
+/// Polls `check` every 25 ms for up to 5 s; answers whether it came true (never a fixed sleep).
+pub async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+impl TestApp {
+    /// Credits a wallet with a ledger entry, as a recharge would (balance stays the ledger's sum).
+    pub async fn fund(&self, user: &User, amount: i64) {
+        if amount == 0 {
+            return;
+        }
+        let id = user.id;
+        sql::exec(self, &format!("UPDATE wallets SET balance = balance + {amount} WHERE user_id = {id}")).await;
+        sql::exec(
+            self,
+            &format!(
+                "INSERT INTO wallet_entries (user_id, amount, kind, description, reference_kind, reference_id, balance_after) \
+                 SELECT {id}, {amount}, 'recharge', 'Recharge', 'manual', (SELECT count(*) FROM wallet_entries) + 1, balance \
+                 FROM wallets WHERE user_id = {id}"
+            ),
+        )
+        .await;
     }
 }
 

@@ -15,7 +15,7 @@ use crate::ocpp::{
     AuthorizationStatus, CallError, CentralSystemResponse, ChargePointRequest, DataTransferStatus, ErrorCode,
     IdTagInfo, IdToken, MeterValue, RegistrationStatus,
 };
-use crate::registry::{NotifyChargerSessions, NotifySession};
+use crate::registry::{ConnectorFreed, NotifyChargerSessions, NotifySession};
 use crate::session::SessionEvent;
 use crate::store::chargers::{self, BootReport, StatusReport};
 use crate::store::sessions::{
@@ -119,6 +119,12 @@ pub async fn handle(
                 reported_at: report.timestamp,
             };
             chargers::record_status(conn, state.charger_id, &status, now).await.map_err(internal)?;
+            if status.status == "Available" && status.connector_number > 0 {
+                env.registry.do_send(ConnectorFreed {
+                    charge_point_id: state.charge_point_id.clone(),
+                    connector_number: status.connector_number,
+                });
+            }
             if status.status == "Faulted" {
                 env.registry.do_send(NotifyChargerSessions {
                     charge_point_id: state.charge_point_id.clone(),

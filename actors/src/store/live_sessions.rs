@@ -9,7 +9,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use super::StoreError;
-use super::schema::{chargers, charging_sessions, connectors, revenue_entries, stations, users};
+use super::schema::{chargers, charging_sessions, connectors, stations, users};
+use super::sessions;
 use super::wallets::{self, Entry};
 use crate::billing;
 
@@ -212,20 +213,21 @@ pub async fn reconcile_late_stop(
     now: DateTime<Utc>,
 ) -> Result<Reconciliation, StoreError> {
     conn.transaction::<_, StoreError, _>(async move |conn| {
-        let (user_id, station_id, meter_start, energy_wh, cost, price, previous_stop): SettledForReconcile = charging_sessions::table
-            .find(session_id)
-            .for_update()
-            .select((
-                charging_sessions::user_id,
-                charging_sessions::station_id,
-                charging_sessions::meter_start_wh,
-                charging_sessions::energy_wh,
-                charging_sessions::cost,
-                charging_sessions::price_per_kwh,
-                charging_sessions::meter_stop_wh,
-            ))
-            .first(conn)
-            .await?;
+        let (user_id, station_id, meter_start, energy_wh, cost, price, previous_stop): SettledForReconcile =
+            charging_sessions::table
+                .find(session_id)
+                .for_update()
+                .select((
+                    charging_sessions::user_id,
+                    charging_sessions::station_id,
+                    charging_sessions::meter_start_wh,
+                    charging_sessions::energy_wh,
+                    charging_sessions::cost,
+                    charging_sessions::price_per_kwh,
+                    charging_sessions::meter_stop_wh,
+                ))
+                .first(conn)
+                .await?;
         let Some(meter_start) = meter_start else { return Ok(Reconciliation::Unchanged) };
         // A session that already had the charger's own final reading is not reconciled again.
         if previous_stop.is_some() || meter_stop < meter_start {
@@ -267,18 +269,7 @@ pub async fn reconcile_late_stop(
             )
             .await?;
             if let Some(station_id) = station_id {
-                let owner_id: i64 = stations::table.find(station_id).select(stations::owner_id).first(conn).await?;
-                diesel::insert_into(revenue_entries::table)
-                    .values((
-                        revenue_entries::station_id.eq(station_id),
-                        revenue_entries::owner_id.eq(owner_id),
-                        revenue_entries::session_id.eq(session_id),
-                        revenue_entries::kind.eq("adjustment"),
-                        revenue_entries::amount.eq(extra_cost),
-                        revenue_entries::energy_wh.eq(extra_wh),
-                    ))
-                    .execute(conn)
-                    .await?;
+                sessions::record_revenue(conn, station_id, session_id, "adjustment", extra_cost, extra_wh).await?;
             }
         }
         Ok(Reconciliation::Adjusted { extra_wh, extra_cost })

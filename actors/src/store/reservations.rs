@@ -132,3 +132,17 @@ pub async fn consume(
     .await
     .optional()?)
 }
+
+/// The live hold a queue entry has, if any.
+pub async fn for_queue_entry(
+    conn: &mut AsyncPgConnection,
+    queue_entry_id: i64,
+) -> Result<Option<Reservation>, StoreError> {
+    Ok(reservations::table
+        .filter(reservations::queue_entry_id.eq(queue_entry_id))
+        .filter(reservations::status.eq_any(HOLDING))
+        .select(Reservation::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

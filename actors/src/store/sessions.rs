@@ -523,22 +523,37 @@ pub async fn settle(
             )
             .await?;
             if let Some(station_id) = session.station_id {
-                let owner_id: i64 = stations::table.find(station_id).select(stations::owner_id).first(conn).await?;
-                diesel::insert_into(revenue_entries::table)
-                    .values((
-                        revenue_entries::station_id.eq(station_id),
-                        revenue_entries::owner_id.eq(owner_id),
-                        revenue_entries::session_id.eq(session_id),
-                        revenue_entries::amount.eq(cost),
-                        revenue_entries::energy_wh.eq(energy_wh),
-                    ))
-                    .execute(conn)
-                    .await?;
+                record_revenue(conn, station_id, session_id, "charging", cost, energy_wh).await?;
             }
         }
         Ok(Settlement::Settled { session_id, energy_wh, cost, meter_fault })
     })
     .await
+}
+
+/// Records what a session earned its station's owner (`charging`, or a later `adjustment`);
+/// one row per session and kind.
+pub async fn record_revenue(
+    conn: &mut AsyncPgConnection,
+    station_id: i64,
+    session_id: i64,
+    kind: &str,
+    amount: Decimal,
+    energy_wh: i64,
+) -> Result<(), StoreError> {
+    let owner_id: i64 = stations::table.find(station_id).select(stations::owner_id).first(conn).await?;
+    diesel::insert_into(revenue_entries::table)
+        .values((
+            revenue_entries::station_id.eq(station_id),
+            revenue_entries::owner_id.eq(owner_id),
+            revenue_entries::session_id.eq(session_id),
+            revenue_entries::kind.eq(kind),
+            revenue_entries::amount.eq(amount),
+            revenue_entries::energy_wh.eq(energy_wh),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A StopTransaction from a charger.

@@ -7,12 +7,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use kilowatt_actors::charger::command::CommandError;
 use kilowatt_actors::ocpp::CentralSystemRequest;
-use kilowatt_actors::registry::{CommandCharger, IsConnected, NotifySession, OpenSession, StopSessionNow};
+use kilowatt_actors::registry::{
+    CommandCharger, IsConnected, NotifySession, OpenSession, QueueChanged, StopSessionNow,
+};
 use kilowatt_actors::session::{SessionEvent, StopError, StopInitiator, StopOutcome, StopSession};
 use kilowatt_actors::store::live_sessions::{self, RemoteStart, RemoteStartError};
 use kilowatt_actors::store::session_views::{self, SessionRow};
 use kilowatt_actors::store::sessions::{self, Settle};
-use kilowatt_actors::store::{chargers, pool, wallets};
+use kilowatt_actors::store::{bookings, chargers, pool, queue, reservations, wallets};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -155,7 +157,21 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     if target.registration_status != "accepted" || target.station_id.is_none() {
         return Err(ApiError::conflict("charger_unavailable", "This charger is not open for charging yet."));
     }
-    if !matches!(target.connector_status.as_str(), "Available" | "Preparing") {
+    // A connector held for a queue turn or a booking is for that driver only.
+    let hold = reservations::holding(&mut conn, target.charger_id, body.connector_id, state.clock.now()).await?;
+    let held_for_me = match &hold {
+        Some(hold) if hold.user_id != Some(auth.user.id) => {
+            return Err(ApiError::conflict(
+                "connector_busy",
+                format!("Connector {} is held for another driver right now.", body.connector_id),
+            ));
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let usable = matches!(target.connector_status.as_str(), "Available" | "Preparing")
+        || (held_for_me && target.connector_status == "Reserved");
+    if !usable {
         return Err(ApiError::conflict(
             "connector_busy",
             format!("Connector {} is {} right now.", body.connector_id, target.connector_status),
@@ -182,7 +198,7 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
         limit_energy_wh: body.limit_energy_wh,
         limit_amount: body.limit_amount,
         battery_level_start: body.battery_level,
-        booking_id: None,
+        booking_id: hold.as_ref().and_then(|h| h.booking_id),
     };
     let session_id =
         live_sessions::create_pending(&mut conn, &remote, state.clock.now()).await.map_err(|e| match e {
@@ -201,6 +217,8 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     let failure = match answer {
         Ok(Ok(answer)) if answer["status"] == "Accepted" => {
             tracing::info!(user_id = auth.user.id, session_id, charge_point_id = %body.charger_id, "remote start accepted");
+            consume_hold(state, auth, &body.charger_id, (target.charger_id, target.connector_id), body.connector_id)
+                .await;
             return Ok(session_id);
         }
         Ok(Ok(_)) => {
@@ -214,6 +232,33 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     };
     fail_start(state, session_id, failure.code()).await;
     Err(failure)
+}
+
+/// The driver's start used their hold (queue turn or booking): the reservation is used up and
+/// their queue entry is done.
+async fn consume_hold(
+    state: &AppState,
+    auth: &Auth,
+    charge_point_id: &str,
+    (charger_id, connector_id): (i64, i64),
+    connector: i32,
+) {
+    let now = state.clock.now();
+    let consumed = async {
+        let mut conn = pool::connection(&state.pool).await?;
+        let used = reservations::consume(&mut conn, charger_id, connector, auth.user.id, now).await?;
+        let started = queue::mark_started(&mut conn, auth.user.id, charger_id, now).await?;
+        if used.as_ref().is_some_and(|r| r.booking_id.is_some()) {
+            bookings::mark_charging(&mut conn, auth.user.id, connector_id).await?;
+        }
+        Ok::<_, kilowatt_actors::store::StoreError>(used.is_some() || started)
+    }
+    .await;
+    match consumed {
+        Ok(true) => state.registry.do_send(QueueChanged(charge_point_id.to_owned())),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, "could not mark the hold used; it will lapse on its own"),
+    }
 }
 
 /// Closes a pending session whose remote start did not happen: failed, nothing billed.

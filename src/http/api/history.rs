@@ -91,18 +91,6 @@ pub struct History {
     pub totals: TotalsView,
 }
 
-fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let limit = limit.unwrap_or(50);
-    let offset = offset.unwrap_or(0);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::validation("limit", "limit is 1 to 100."));
-    }
-    if offset < 0 {
-        return Err(ApiError::validation("offset", "offset is 0 or more."));
-    }
-    Ok((limit, offset))
-}
-
 /// `GET /api/charging/sessions`: the driver's sessions, newest first, with totals.
 #[utoipa::path(
     tag = "charging",
@@ -120,7 +108,7 @@ pub async fn list(
     query: web::Query<HistoryQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = page(query.limit, query.offset)?;
+    let (limit, offset) = super::page(query.limit, query.offset, 50, 100)?;
     let now = state.clock.now();
     let since = query.filter.unwrap_or_default().since(now);
     let mut conn = pool::connection(&state.pool).await?;

@@ -3,16 +3,20 @@
 
 pub mod app_sessions;
 pub mod auth;
+pub mod bookings;
 pub mod cards;
 pub mod chargers;
 pub mod charging;
 pub mod history;
 pub mod me;
+pub mod notifications;
 pub mod owner_chargers;
 pub mod owner_sessions;
 pub mod owner_stations;
 pub mod payments;
+pub mod queue;
 pub mod session_view;
+pub mod slot_monitoring;
 pub mod stations;
 pub mod wallet;
 
@@ -26,6 +30,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(me::show)
         .service(me::update)
         .service(me::change_pin)
+        .service(notifications::list)
         .service(cards::list)
         .service(cards::add)
         .service(cards::remove)
@@ -50,6 +55,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(charging::start)
         .service(charging::stop)
         .service(charging::active)
+        .service(queue::join)
+        .service(queue::leave)
+        .service(queue::mine)
+        .service(bookings::create)
+        .service(bookings::list)
+        .service(bookings::show)
+        .service(bookings::check_in)
+        .service(bookings::cancel)
+        .service(bookings::checkin_code)
+        .service(slot_monitoring::show)
         .service(app_sessions::start)
         .service(app_sessions::update)
         .service(app_sessions::end)
@@ -61,6 +76,25 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(owner_sessions::active)
         .service(owner_sessions::complete)
         .service(owner_sessions::cancel);
+}
+
+/// Checks paging parameters: `limit` 1 to `max` (default `default`) and `offset` 0 or more.
+pub fn page(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    default: i64,
+    max: i64,
+) -> Result<(i64, i64), crate::http::error::ApiError> {
+    use crate::http::error::ApiError;
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::validation("limit", format!("limit is 1 to {max}.")));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation("offset", "offset cannot be negative."));
+    }
+    Ok((limit, offset))
 }
 
 /// Turns `null` into `Some(None)` and absence (with `#[serde(default)]`) into `None`, so a

@@ -648,14 +648,7 @@ pub async fn messages(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_owner()?;
     let query = query.into_inner();
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit", "limit is 1 to 200."));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation("offset", "offset cannot be negative."));
-    }
+    let (limit, offset) = super::page(query.limit, query.offset, 50, 200)?;
     if query.direction.as_deref().is_some_and(|d| d != "in" && d != "out") {
         return Err(ApiError::validation("direction", "direction is `in` or `out`."));
     }

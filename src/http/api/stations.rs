@@ -122,14 +122,7 @@ pub struct SearchQuery {
 #[get("/api/stations")]
 pub async fn search(query: web::Query<SearchQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::validation("limit", "limit is 1 to 100."));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation("offset", "offset cannot be negative."));
-    }
+    let (limit, offset) = super::page(query.limit, query.offset, 20, 100)?;
     let text = query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     if text.as_ref().is_some_and(|q| q.chars().count() > 100) {
         return Err(ApiError::validation("q", "Search text is at most 100 characters."));

@@ -126,14 +126,7 @@ pub async fn transactions(
     page: web::Query<Page>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::validation("limit", "limit is 1 to 100."));
-    }
-    let offset = page.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation("offset", "offset is 0 or more."));
-    }
+    let (limit, offset) = super::page(page.limit, page.offset, 20, 100)?;
     let mut conn = pool::connection(&state.pool).await?;
     let entries = wallets::entries(&mut conn, auth.user.id, limit, offset).await?;
     let total = wallets::count_entries(&mut conn, auth.user.id).await?;
