@@ -147,3 +147,31 @@ async fn leaving_a_held_turn_passes_it_on_at_once() {
     assert!(eventually(async || my_queue(&app, &second).await[0]["status"] == "held").await);
     assert_eq!(my_queue(&app, &second).await[0]["position"], 1);
 }
+
+#[actix_rt::test]
+async fn a_queue_turn_never_takes_a_connector_a_booked_slot_is_about_to_need() {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.owner("b-owner").await;
+    exec(
+        &app,
+        &format!(
+            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'B', 'Near', 20)",
+            owner.id
+        ),
+    )
+    .await;
+    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-B', max(id) FROM stations").await;
+    let [booker, waiter] = [app.driver("booker").await, app.driver("waiter").await];
+    app.fund(&booker, 1000).await;
+    let charger = connect(&app, "CP-B").await;
+    charger.status(1, "Charging", "NoError").await.unwrap();
+    let start_at = (app.clock.now() + ChronoDuration::minutes(20)).to_rfc3339();
+    let booking = json!({ "chargerId": "CP-B", "connectorId": 1, "startAt": start_at, "durationMinutes": 60 });
+    let (status, body) = app.call("POST", "/api/users/bookings", Some(&booker.token), Some(&booking)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(app.call("POST", "/api/chargers/CP-B/queue", Some(&waiter.token), None).await.0, 201);
+    charger.status(1, "Available", "NoError").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(charger.received_calls().iter().all(|(a, _)| a != "ReserveNow"), "the slot keeps its connector");
+    assert_eq!(my_queue(&app, &waiter).await[0]["status"], "waiting");
+}

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::notifier::{Notifier, Notify};
 use crate::ocpp::CentralSystemRequest;
 use crate::registry::{CommandCharger, Registry};
+use crate::store::bookings;
 use crate::store::queue::{self, QueueEntry};
 use crate::store::reservations::{self, NewHold};
 use crate::store::{DbPool, StoreError, pool};
@@ -161,6 +162,8 @@ async fn advance(
     let mut conn = pool::connection(&env.pool).await?;
     if !queue::connector_free(&mut conn, charger_id, connector).await?
         || reservations::holding(&mut conn, charger_id, connector, now).await?.is_some()
+        // A booked slot that begins within the hold (plus a typical session) keeps its connector.
+        || bookings::starts_before(&mut conn, charger_id, connector, now, now + env.hold + Duration::minutes(30)).await?
     {
         return Ok(false);
     }

@@ -747,3 +747,26 @@ pub async fn monitoring_rows(
         query.order((bookings::start_at.asc(), bookings::id.asc())).limit(limit).load(conn).await?;
     Ok(rows.into_iter().map(row).collect())
 }
+
+/// Whether a live booking on the connector begins before `until` (a queue turn must not take
+/// a connector that a booked slot is about to need).
+pub async fn starts_before(
+    conn: &mut AsyncPgConnection,
+    charger_id: i64,
+    connector_number: i32,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use super::schema::connectors;
+    Ok(diesel::select(diesel::dsl::exists(
+        bookings::table
+            .inner_join(connectors::table)
+            .filter(bookings::charger_id.eq(charger_id))
+            .filter(connectors::connector_number.eq(connector_number))
+            .filter(bookings::status.eq_any(["confirmed", "grace", "checked_in", "charging"]))
+            .filter(bookings::start_at.lt(until))
+            .filter(bookings::end_at.gt(now)),
+    ))
+    .get_result(conn)
+    .await?)
+}
