@@ -65,6 +65,11 @@ pub fn session_topic(session_id: i64) -> String {
     format!("session:{session_id}")
 }
 
+/// The topic of everything one user should hear about (queue turns, bookings).
+pub fn user_topic(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,9 +91,4 @@ mod tests {
         bus.publish("charger:CP1", "connectorStatus", json!({}));
         assert!(!bus.topics.lock().expect("lock").contains_key("charger:CP1"));
     }
-}
-
-/// The topic of everything one user should hear about (queue turns, bookings).
-pub fn user_topic(user_id: i64) -> String {
-    format!("user:{user_id}")
 }
