@@ -96,7 +96,7 @@ pub async fn run(config: Config, args: DemoArgs) -> Result<(), String> {
     sim.scenario = Scenario::Mixed;
     sim.id_tags = fleet_tags;
     sim.meter_interval = Duration::from_secs(10);
-    sim.session_gap = Duration::from_secs(60);
+    sim.session_gap = Duration::from_secs(30);
     sim.fault_rate = 0.5;
     sim.reconnect_rate = 0.5;
     sim.ramp = 0.0;
@@ -149,9 +149,14 @@ async fn seed(conn: &mut AsyncPgConnection, charger_count: usize) -> Result<Vec<
     let owner = ensure_user(conn, DEMO_OWNER, "+919999900001", Role::Owner, "Demo Owner").await?;
     let driver = ensure_user(conn, DEMO_DRIVER, "+919999900002", Role::Driver, "Demo Driver").await?;
     fund(conn, driver.id).await.map_err(|e| e.to_string())?;
-    // A few drivers for the simulated cars, so their sessions are billed like anyone's (the
-    // demo driver's own idTag stays free for the newcomer to use).
-    let fleet_size = (charger_count * 3).div_ceil(10).max(2);
+    // A driver per charging charger and one spare, for the simulated cars: their sessions are
+    // billed like anyone's, and the demo driver's own idTag stays free for the newcomer.
+    let naming = simulator::Config {
+        id_prefix: CHARGER_PREFIX.to_owned(),
+        scenario: Scenario::Mixed,
+        ..simulator::Config::new("", charger_count)
+    };
+    let fleet_size = (0..charger_count).filter(|&i| naming.charges(i)).count() + 1;
     let mut fleet_tags = Vec::with_capacity(fleet_size);
     for n in 1..=fleet_size {
         let username = format!("demo-fleet-{n}");
@@ -186,8 +191,6 @@ async fn seed(conn: &mut AsyncPgConnection, charger_count: usize) -> Result<Vec<
         station_ids.push(id);
     }
 
-    let naming =
-        simulator::Config { id_prefix: CHARGER_PREFIX.to_owned(), ..simulator::Config::new("", charger_count) };
     for index in 0..charger_count {
         // First half at the first station, the rest at the second.
         let station_id = station_ids[usize::from(index >= charger_count.div_ceil(2))];

@@ -534,3 +534,27 @@ async fn a_drivers_energy_limit_stops_the_charge_and_a_stalled_meter_ends_a_sess
     assert_eq!(session_field(&app, session_id, "cost").await, "18.50");
     assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
 }
+
+#[actix_rt::test]
+async fn one_driver_starting_at_two_chargers_at_once_gets_one_session_and_a_concurrent_tx() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-TWIN-A", 1000).await;
+    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-TWIN-B', max(id) FROM stations").await;
+    let (a, b) = (connect(&app, "CP-TWIN-A").await, connect(&app, "CP-TWIN-B").await);
+    let now = app.clock.now();
+    let (first, second) = futures_util::future::join(
+        a.start_transaction(1, &driver.id_tag, 0, now),
+        b.start_transaction(1, &driver.id_tag, 0, now),
+    )
+    .await;
+    // Both are answered normally (never an InternalError the charger would resend forever).
+    let mut statuses = vec![
+        first.expect("answered").1["status"].as_str().unwrap().to_owned(),
+        second.expect("answered").1["status"].as_str().unwrap().to_owned(),
+    ];
+    statuses.sort();
+    assert_eq!(statuses, ["Accepted", "ConcurrentTx"]);
+    let billable =
+        format!("SELECT count(*) FROM charging_sessions WHERE user_id = {} AND status = 'active'", driver.id);
+    assert_eq!(count(&app, &billable).await, 1, "exactly one billable session");
+}

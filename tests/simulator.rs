@@ -79,6 +79,8 @@ async fn twenty_simulated_chargers_boot_charge_and_start_a_remote_session() {
     assert_eq!(summary.call_errors, 0, "{summary}");
     assert_eq!(summary.errors, 0, "{summary}");
     assert!(summary.sessions_started > CHARGERS as u64, "{summary}");
+    // Switched off at the end, each charger stopped its transactions.
+    assert_eq!(summary.sessions_stopped, summary.sessions_started, "{summary}");
     assert!(summary.latency_p50.is_some() && summary.round_trips >= summary.calls - CHARGERS as u64, "{summary}");
 
     let rfid_sessions: i64 =
@@ -90,4 +92,8 @@ async fn twenty_simulated_chargers_boot_charge_and_start_a_remote_session() {
     // Energy and power follow the curve: a 22 kW charger's car drew power and energy grew.
     let energy: i64 = scalar(&app, &format!("SELECT energy_wh FROM charging_sessions WHERE id = {session_id}")).await;
     assert!(energy > 0, "the remote session delivered no energy");
+    let open = count(&app, "SELECT count(*) FROM charging_sessions WHERE status IN ('pending', 'active')").await;
+    assert_eq!(open, 0, "sessions left open");
+    let billed = count(&app, "SELECT count(*) FROM charging_sessions WHERE status = 'completed' AND cost > 0").await;
+    assert!(billed > 0, "no session was billed");
 }

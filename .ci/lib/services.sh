@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes PostgreSQL and Redis available on their default local ports: uses a running server,
 # starts an installed but stopped one, or installs it with apt-get when it is missing.
+# ensure_chromium installs headless Chromium and chromedriver for the browser tests.
 # Also creates the `kilowatt` database role the default DATABASE_URL uses.
 # Sourced by .ci/serve and .ci/test.
 
@@ -85,4 +86,13 @@ ensure_redis() {
     as_root redis-server --daemonize yes --bind 127.0.0.1 --port "$KW_REDIS_PORT" --save "" --appendonly no \
         --dir /var/lib/redis --logfile /var/log/redis/kilowatt.log
     wait_for_port 127.0.0.1 "$KW_REDIS_PORT" Redis
+}
+
+# The browser tests (tests/web.rs) drive Debian's Chromium through chromedriver.
+ensure_chromium() {
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+        log "Chromium or chromedriver is not installed: installing them with apt-get"
+        apt_install chromium chromium-driver
+    fi
+    export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 }

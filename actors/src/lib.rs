@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod billing;
 pub mod booking;
+pub mod browser;
 pub mod bus;
 pub mod charger;
 pub mod clock;

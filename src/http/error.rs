@@ -94,6 +94,16 @@ impl ApiError {
     pub fn code(&self) -> &str {
         &self.code
     }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The offending field, for a validation error or a conflict on a unique field.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
 }
 
 impl fmt::Display for ApiError {

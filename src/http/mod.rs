@@ -8,6 +8,9 @@ pub mod ocpp;
 pub mod openapi;
 pub mod pages;
 pub mod response;
+/// The web UI (`src/http/web/`); named apart from `actix_web::web`, which this file uses.
+#[path = "web/mod.rs"]
+pub mod web_ui;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -25,6 +28,7 @@ pub fn http_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .configure(|cfg| api::routes(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))
         .configure(pages::routes)
+        .configure(web_ui::routes)
         .default_service(web::to(not_found));
 }
 

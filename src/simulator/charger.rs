@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use awc::error::WsProtocolError;
 use awc::ws::{CloseCode, CloseReason, Frame as WsFrame, Message};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use kilowatt_actors::ocpp::{
     AvailabilityStatus, AvailabilityType, CentralSystemRequest, ConfigurationStatus, Frame, MessageTrigger,
@@ -35,6 +35,8 @@ use super::{Engine, Rng};
 const MAX_QUEUED: usize = 1_000;
 /// Share of the energy leaving the charger that reaches the battery.
 const EFFICIENCY: f64 = 0.92;
+/// How long a charger switched off at the end of a run waits for its StopTransactions' answers.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// How long a simulated reboot (Reset) keeps the charger offline.
 const REBOOT_TIME: Duration = Duration::from_secs(3);
 /// How long a simulated network outage lasts, seconds.
@@ -224,6 +226,7 @@ pub(crate) struct Charger {
     transaction_ids: Vec<(u32, i32)>,
     /// idTags accepted by Authorize before (OCPP's authorization cache): allowed offline.
     auth_cache: Vec<Rc<str>>,
+    /// The next idTag to present is `tags[tag_cursor % tags.len()]`.
     tag_cursor: usize,
     next_arrival: Option<Instant>,
     next_fault: Option<Instant>,
@@ -235,7 +238,8 @@ pub(crate) struct Charger {
 
 fn timestamp(buf: &mut String, at: &DateTime<Utc>) {
     buf.push('"');
-    let _ = write!(buf, "{}", at.to_rfc3339_opts(SecondsFormat::Millis, true));
+    // Written in place (RFC 3339, UTC, milliseconds): no intermediate String.
+    let _ = write!(buf, "{}", at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
     buf.push('"');
 }
 
@@ -260,7 +264,7 @@ fn seconds(range: (f64, f64), rng: &mut Rng) -> Duration {
 }
 
 impl Charger {
-    fn new(engine: &Engine, index: usize) -> Self {
+    fn new(engine: &Engine, index: usize, tag_offset: usize) -> Self {
         let config = engine.config();
         let id = config.charge_point_id(index);
         let mut rng = Rng::new(config.seed, index as u64);
@@ -309,7 +313,7 @@ impl Charger {
             next_seq: 0,
             transaction_ids: Vec::new(),
             auth_cache: Vec::new(),
-            tag_cursor: 0,
+            tag_cursor: tag_offset,
             next_arrival: None,
             next_fault,
             next_outage,
@@ -496,7 +500,7 @@ impl Charger {
             self.begin_session(engine, c, tag, false, None, now);
             return;
         }
-        let tag = tags[(self.index + self.tag_cursor) % tags.len()].clone();
+        let tag = tags[self.tag_cursor % tags.len()].clone();
         self.tag_cursor += 1;
         if self.connected && self.accepted {
             self.connectors[c].authorizing = true;
@@ -1047,6 +1051,13 @@ impl Charger {
     /// Does whatever is due at `now`; answers an outage to simulate, if one is due.
     fn on_timer(&mut self, engine: &Engine, now: Instant) -> Option<Instant> {
         let stats = engine.stats();
+        if engine.is_stopping() {
+            // Only the last answers matter now.
+            if self.pending.as_ref().is_some_and(|p| now >= p.sent_at + self.call_timeout) {
+                self.on_timeout(engine, now);
+            }
+            return None;
+        }
         if self.connected {
             if self.pending.as_ref().is_some_and(|p| now >= p.sent_at + self.call_timeout) {
                 self.on_timeout(engine, now);
@@ -1163,12 +1174,14 @@ impl Charger {
         }
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
+        let mut draining_until: Option<Instant> = None;
         let ended = 'connection: loop {
-            if engine.is_stopping() {
-                close_politely(&mut socket).await;
-                break Ended::Stop;
-            }
             let now = Instant::now();
+            if engine.is_stopping() && draining_until.is_none() {
+                // Switched off: end the transactions and give their StopTransactions a moment.
+                self.stop_all(engine, "Local", now);
+                draining_until = Some(now + DRAIN_TIME);
+            }
             let mut wrote = false;
             while let Some(text) = self.next_frame(engine, now) {
                 if socket.feed(Message::Text(text.into())).await.is_err() {
@@ -1181,6 +1194,12 @@ impl Charger {
                 Stats::bump(&stats.disconnects);
                 break 'connection Ended::Lost;
             }
+            if let Some(until) = draining_until
+                && (now >= until || (self.pending.is_none() && !self.queue.iter().any(Outgoing::is_transactional)))
+            {
+                close_politely(&mut socket).await;
+                break Ended::Stop;
+            }
             if let Some(reason) = self.reboot.take() {
                 Stats::bump(&stats.reconnects);
                 self.stop_all(engine, reason, now);
@@ -1190,9 +1209,10 @@ impl Charger {
                 self.boot_retry_at = now + REBOOT_TIME;
                 break Ended::OfflineUntil(now + REBOOT_TIME);
             }
-            sleep.as_mut().reset(self.next_deadline(now));
+            let deadline = self.next_deadline(now);
+            sleep.as_mut().reset(draining_until.map_or(deadline, |until| deadline.min(until)));
             tokio::select! {
-                () = engine.stopped() => {}
+                () = engine.stopped(), if draining_until.is_none() => {}
                 frame = socket.next() => {
                     let now = Instant::now();
                     match frame {
@@ -1294,8 +1314,8 @@ fn encode_path_segment(segment: &str) -> String {
 
 /// The task of simulated charger `index`: connects, runs, reconnects with backoff, until the
 /// run stops.
-pub(crate) async fn run(engine: Rc<Engine>, index: usize) {
-    let mut charger = Charger::new(&engine, index);
+pub(crate) async fn run(engine: Rc<Engine>, index: usize, tag_offset: usize) {
+    let mut charger = Charger::new(&engine, index, tag_offset);
     let stats = engine.stats();
     let mut failures: u32 = 0;
     loop {
@@ -1350,7 +1370,7 @@ mod tests {
         let mut config = Config::new("ws://127.0.0.1:9", 3);
         config.scenario = scenario;
         let engine = Engine::new(config);
-        let charger = Charger::new(&engine, 0);
+        let charger = Charger::new(&engine, 0, 0);
         (engine, charger)
     }
 

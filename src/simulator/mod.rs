@@ -574,14 +574,15 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
     let (elapsed, connected) = (started.elapsed(), engine.stats.connected.get());
     engine.stop();
     ramp.abort();
-    // Chargers close their sockets and finish; give them a moment, then stop the stragglers.
+    // Chargers stop their transactions, close their sockets and finish; give them a moment
+    // (they drain for up to 2 s and wait up to 1 s for the close), then stop the stragglers.
     let mut tasks = std::mem::take(&mut *engine.tasks.borrow_mut());
     let wait_all = async {
         for task in &mut tasks {
             let _ = task.await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(3), wait_all).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), wait_all).await.is_err() {
         tasks.iter().for_each(JoinHandle::abort);
     }
     progress.finish();
@@ -601,6 +602,8 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 async fn ramp_up(engine: Rc<Engine>) {
     let start = Instant::now();
     let ramp = engine.config.ramp;
+    // Charging chargers take idTags in turn, so the first ones in use are all different.
+    let mut charging_so_far = 0;
     for index in 0..engine.config.chargers {
         if ramp > 0.0 {
             let due = start + Duration::from_secs_f64(index as f64 / ramp);
@@ -611,7 +614,11 @@ async fn ramp_up(engine: Rc<Engine>) {
         if engine.is_stopping() {
             return;
         }
-        let task = actix_web::rt::spawn(charger::run(engine.clone(), index));
+        let tag_offset = charging_so_far;
+        if engine.config.charges(index) {
+            charging_so_far += 1;
+        }
+        let task = actix_web::rt::spawn(charger::run(engine.clone(), index, tag_offset));
         engine.tasks.borrow_mut().push(task);
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod browser;
 pub mod charge_point;
 pub mod db;
 pub mod phonepe;

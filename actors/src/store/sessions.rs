@@ -192,9 +192,13 @@ pub async fn start_transaction(
         }
         if decision.status == "Accepted"
             && let Some(user_id) = decision.user_id
-            && has_open_session(conn, user_id).await?
         {
-            decision.status = "ConcurrentTx";
+            // Two chargers starting for one driver at once: the driver's row serialises them,
+            // so the second sees the first's session and is answered ConcurrentTx.
+            users::table.find(user_id).select(users::id).for_update().first::<i64>(conn).await?;
+            if has_open_session(conn, user_id).await? {
+                decision.status = "ConcurrentTx";
+            }
         }
         let billable_user = if decision.status == "Accepted" { decision.user_id } else { None };
         let (station_id, price): (Option<i64>, Option<Decimal>) = chargers_t::table

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use kilowatt_actors::accounts::{self, Role};
-use kilowatt_actors::store::models::NewUser;
+use kilowatt_actors::store::models::{NewUser, User};
 use kilowatt_actors::store::users::{self, InsertUserError};
 use kilowatt_actors::store::{logins, pool, tokens};
 use serde::{Deserialize, Serialize};
@@ -70,17 +70,50 @@ pub struct Session {
 #[post("/api/auth/register")]
 pub async fn register(body: web::Json<Registration>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let username = accounts::validate_username(&body.username).map_err(field_error)?;
-    let phone = accounts::normalize_phone(&body.phone).map_err(field_error)?;
-    accounts::validate_pin(&body.pin).map_err(field_error)?;
-    let email = body.email.as_deref().map(clean_email).transpose()?.flatten();
-    let name = body.name.as_deref().map(clean_name).transpose()?.flatten();
-    let role = match body.role.as_deref().map(str::trim) {
+    let account = NewAccount {
+        username: &body.username,
+        phone: &body.phone,
+        pin: body.pin,
+        email: body.email.as_deref(),
+        name: body.name.as_deref(),
+        role: body.role.as_deref(),
+    };
+    let user = create_account(&state, account).await?;
+    let (token, expires_at) = auth::issue_api_token(&state, user.id).await?;
+    Ok(response::created(Session { user: Profile::from(&user), token, token_type: "Bearer", expires_at }))
+}
+
+/// A new account as typed, from the JSON API or the web sign-up form.
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    /// The username.
+    pub username: &'a str,
+    /// The phone number, before normalisation.
+    pub phone: &'a str,
+    /// The PIN.
+    pub pin: String,
+    /// Optional email (blank is none).
+    pub email: Option<&'a str>,
+    /// Optional display name (blank is none).
+    pub name: Option<&'a str>,
+    /// `driver` (the default when absent) or `owner`.
+    pub role: Option<&'a str>,
+}
+
+/// Validates a new account and stores it: 422 naming the first bad field, 409 naming a taken
+/// one. Shared by `POST /api/auth/register` and the web sign-up page.
+pub async fn create_account(state: &AppState, account: NewAccount<'_>) -> Result<User, ApiError> {
+    let username = accounts::validate_username(account.username).map_err(field_error)?;
+    let phone = accounts::normalize_phone(account.phone).map_err(field_error)?;
+    accounts::validate_pin(&account.pin).map_err(field_error)?;
+    let email = account.email.map(clean_email).transpose()?.flatten();
+    let name = account.name.map(clean_name).transpose()?.flatten();
+    let role = match account.role.map(str::trim) {
         None | Some("driver") => Role::Driver,
         Some("owner") => Role::Owner,
         Some(_) => return Err(ApiError::validation("role", "Choose driver or owner.")),
     };
-    let pin_hash = auth::hash_pin(body.pin).await?;
+    let pin_hash = auth::hash_pin(account.pin).await?;
     let mut conn = pool::connection(&state.pool).await?;
     let mut attempts = 0;
     let user = loop {
@@ -100,10 +133,8 @@ pub async fn register(body: web::Json<Registration>, state: web::Data<AppState>)
             result => break result.map_err(taken)?,
         }
     };
-    drop(conn);
-    let (token, expires_at) = auth::issue_api_token(&state, user.id).await?;
     tracing::info!(user_id = user.id, username = %user.username, role = %user.role, "registered");
-    Ok(response::created(Session { user: Profile::from(&user), token, token_type: "Bearer", expires_at }))
+    Ok(user)
 }
 
 /// Credentials.
@@ -135,8 +166,27 @@ pub async fn login(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { login, pin } = body.into_inner();
-    let login = login.trim().to_owned();
-    let client_addr = req.peer_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+    let user = check_credentials(&state, &login, pin, &client_addr(&req)).await?;
+    let (token, expires_at) = auth::issue_api_token(&state, user.id).await?;
+    tracing::info!(user_id = user.id, "signed in");
+    Ok(response::ok(Session { user: Profile::from(&user), token, token_type: "Bearer", expires_at }))
+}
+
+/// The client's address as sign-in throttling counts it.
+pub fn client_addr(req: &HttpRequest) -> String {
+    req.peer_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+}
+
+/// Checks a login (username or phone) and PIN, with the throttling per account and per client
+/// address: the user, or 401 (wrong), 429 (locked, with Retry-After). Every attempt is
+/// recorded. Shared by `POST /api/auth/login` and the web sign-in page.
+pub async fn check_credentials(
+    state: &AppState,
+    login_name: &str,
+    pin: String,
+    client_addr: &str,
+) -> Result<User, ApiError> {
+    let login_id = login_name.trim();
     let policy = &state.config.policy;
     let lockout = chrono::Duration::from_std(policy.login_lockout).unwrap_or(chrono::Duration::minutes(15));
     let now = state.clock.now();
@@ -144,26 +194,26 @@ pub async fn login(
     let mut conn = pool::connection(&state.pool).await?;
     // An address may fail for several accounts before it, too, has to wait.
     let address_limit = i64::from(policy.login_max_failures) * 4;
-    if logins::failures_from(&mut conn, &client_addr, now - lockout).await? >= address_limit {
+    if logins::failures_from(&mut conn, client_addr, now - lockout).await? >= address_limit {
         tracing::warn!(%client_addr, "login refused: too many failures from this address");
         return Err(locked("too_many_attempts", "Too many failed sign-ins from this network.", lockout));
     }
-    let phone = accounts::normalize_phone(&login).ok();
-    let user = users::find_by_login(&mut conn, &login, phone.as_deref()).await?;
+    let phone = accounts::normalize_phone(login_id).ok();
+    let user = users::find_by_login(&mut conn, login_id, phone.as_deref()).await?;
     let Some(user) = user else {
         // Spend the same time as a real check, so timing does not reveal who has an account.
         auth::verify_pin(pin, dummy_hash().to_owned()).await?;
-        logins::record_attempt(&mut conn, &login, &client_addr, false, now).await?;
+        logins::record_attempt(&mut conn, login_id, client_addr, false, now).await?;
         return Err(wrong_credentials());
     };
     if let Some(until) = user.locked_until.filter(|until| *until > now) {
-        logins::record_attempt(&mut conn, &login, &client_addr, false, now).await?;
+        logins::record_attempt(&mut conn, login_id, client_addr, false, now).await?;
         return Err(locked("account_locked", "Too many wrong PINs: this account is locked.", until - now));
     }
     drop(conn);
     let valid = auth::verify_pin(pin, user.pin_hash.clone()).await?;
     let mut conn = pool::connection(&state.pool).await?;
-    logins::record_attempt(&mut conn, &login, &client_addr, valid, now).await?;
+    logins::record_attempt(&mut conn, login_id, client_addr, valid, now).await?;
     if !valid {
         let lock = logins::register_failure(&mut conn, user.id, policy.login_max_failures, now + lockout).await?;
         tracing::warn!(user_id = user.id, %client_addr, locked = lock.is_some(), "wrong PIN");
@@ -173,10 +223,7 @@ pub async fn login(
         });
     }
     logins::register_success(&mut conn, user.id).await?;
-    drop(conn);
-    let (token, expires_at) = auth::issue_api_token(&state, user.id).await?;
-    tracing::info!(user_id = user.id, "signed in");
-    Ok(response::ok(Session { user: Profile::from(&user), token, token_type: "Bearer", expires_at }))
+    Ok(user)
 }
 
 /// `POST /api/auth/logout`: revoke the token this request carries.

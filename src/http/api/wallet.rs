@@ -4,6 +4,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
+use kilowatt_actors::store::models::User;
 use kilowatt_actors::store::{pool, wallets};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -186,19 +187,26 @@ pub async fn recharge(
     body: web::Json<RechargeRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let amount = validate_amount(body.into_inner().amount, &state)?;
-    let started = payments::start_recharge(&state, &auth.user, amount).await.map_err(|error| match error {
+    let started = begin_recharge(&state, &auth.user, body.into_inner().amount).await?;
+    Ok(response::created(RechargeStarted {
+        payment: PaymentView::from(&started.payment),
+        redirect_url: started.redirect_url,
+    }))
+}
+
+/// Checks a recharge amount and begins the payment with the configured provider: 422 naming
+/// `amount` when it is out of bounds, 502 when the provider refuses. Shared by
+/// `POST /api/wallet/recharge` and the web dashboard.
+pub async fn begin_recharge(state: &AppState, user: &User, amount: Decimal) -> Result<payments::Started, ApiError> {
+    let amount = validate_amount(amount, state)?;
+    payments::start_recharge(state, user, amount).await.map_err(|error| match error {
         StartError::Store(e) => ApiError::from(e),
         StartError::Provider(_) | StartError::UnpayableAmount => ApiError::new(
             actix_web::http::StatusCode::BAD_GATEWAY,
             "payment_provider_unavailable",
             "The payment gateway could not start this payment. Please try again shortly.",
         ),
-    })?;
-    Ok(response::created(RechargeStarted {
-        payment: PaymentView::from(&started.payment),
-        redirect_url: started.redirect_url,
-    }))
+    })
 }
 
 /// The amount, rounded to paise, if it is a valid recharge.

@@ -1,0 +1,26 @@
+//! The web UI's stylesheet and script, compiled into the binary so the UI works on a closed
+//! network (no CDN). Cached for a day; a deploy changes them at most that late.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+
+const CSS: &str = include_str!("../../../templates/web/static/app.css");
+const JS: &str = include_str!("../../../templates/web/static/app.js");
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body)
+}
+
+/// `GET /static/app.css`.
+pub async fn css() -> HttpResponse {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+/// `GET /static/app.js`.
+pub async fn js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", JS)
+}

@@ -1,0 +1,179 @@
+//! The charger page: live connector status (over `/ws`), Start on a free connector, and during
+//! the driver's own session there the live meter and Stop. Start and Stop go through the same
+//! functions as `POST /api/charging/start` and `/stop`.
+
+use actix_web::ResponseError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use kilowatt_actors::registry::IsConnected;
+use kilowatt_actors::session::StopInitiator;
+use kilowatt_actors::store::{chargers, pool, session_views};
+use serde::Deserialize;
+
+use super::dashboard::{duration, inr};
+use super::session::{Chrome, WebError, WebSession, html, see_other};
+use crate::http::api::charging::{StartRequest, begin, stop_session};
+use crate::http::api::session_view::SessionView;
+use crate::http::error::ApiError;
+use crate::http::ocpp::valid_charge_point_id;
+use crate::state::AppState;
+
+/// The charger page.
+#[derive(Template)]
+#[template(path = "web/charger.html")]
+struct ChargerPage {
+    chrome: Chrome,
+    charge_point_id: String,
+    online: bool,
+    station: Option<(String, String, String)>,
+    connectors: Vec<Connector>,
+    session: Option<LiveSession>,
+    charging_elsewhere: bool,
+    error: Option<String>,
+}
+
+struct Connector {
+    number: i32,
+    status: String,
+    startable: bool,
+}
+
+struct LiveSession {
+    id: i64,
+    status: String,
+    connector_id: i32,
+    energy_kwh: String,
+    power_kw: String,
+    soc: String,
+    duration: String,
+    duration_seconds: i64,
+    cost: String,
+}
+
+async fn render(
+    session: &WebSession,
+    state: &AppState,
+    charge_point_id: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    if !valid_charge_point_id(charge_point_id) {
+        return Err(WebError::not_found(format!(
+            "There is no charger {charge_point_id}. Check the ID on the charger."
+        )));
+    }
+    let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
+    let Some(view) = chargers::view(&mut conn, charge_point_id).await.map_err(ApiError::from)? else {
+        return Err(WebError::not_found(format!(
+            "There is no charger {charge_point_id}. Check the ID on the charger."
+        )));
+    };
+    let open = session_views::open_for_driver(&mut conn, session.user.id).await.map_err(ApiError::from)?;
+    drop(conn);
+    let connected = state.registry.send(IsConnected(charge_point_id.to_owned())).await.unwrap_or(false);
+    let online = connected || (view.online && state.config.redis_url.is_some());
+    let usable = online && view.registration_status == "accepted";
+    let now = state.clock.now();
+    let here = open.as_ref().is_some_and(|row| row.charge_point_id == view.charge_point_id);
+    let charging_elsewhere = open.is_some() && !here;
+    let live = open.filter(|_| here).map(|row| SessionView::new(row, now)).map(|s| LiveSession {
+        id: s.id,
+        status: s.status,
+        connector_id: s.connector_id,
+        energy_kwh: format!("{:.3}", s.energy_kwh),
+        power_kw: s.power_w.map_or("–".to_owned(), |w| format!("{:.1}", w as f64 / 1000.0)),
+        soc: s.soc_percent.map_or("–".to_owned(), |p| format!("{p}%")),
+        duration: duration(s.duration_seconds),
+        duration_seconds: s.duration_seconds,
+        cost: inr(s.cost),
+    });
+    let can_start = usable && live.is_none() && !charging_elsewhere;
+    let connectors = view
+        .connectors
+        .into_iter()
+        .map(|c| Connector {
+            number: c.connector_number,
+            startable: can_start && c.status == "Available",
+            status: c.status,
+        })
+        .collect();
+    let page = ChargerPage {
+        chrome: session.chrome(&format!("Charger {}", view.charge_point_id)),
+        charge_point_id: view.charge_point_id,
+        online,
+        station: view.station.map(|(_, name, address, price)| (name, address, inr(price))),
+        connectors,
+        session: live,
+        charging_elsewhere,
+        error,
+    };
+    html(status, &page)
+}
+
+/// `GET /chargers/{chargePointId}`.
+pub async fn show(
+    session: WebSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    render(&session, &state, &path, StatusCode::OK, None).await
+}
+
+/// The Start form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StartForm {
+    csrf: String,
+    connector: i32,
+}
+
+/// `POST /chargers/{chargePointId}/start`: starts charging as `POST /api/charging/start` does;
+/// a refusal is shown on the page.
+pub async fn start(
+    session: WebSession,
+    path: web::Path<String>,
+    form: web::Form<StartForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let charge_point_id = path.into_inner();
+    let request = StartRequest {
+        charger_id: charge_point_id.clone(),
+        connector_id: form.connector,
+        limit_energy_wh: None,
+        limit_amount: None,
+        battery_level: None,
+    };
+    match begin(&session.auth(), &state, request).await {
+        Ok(_) => Ok(see_other(&page_path(&charge_point_id))),
+        Err(error) if error.status_code().is_client_error() || error.status_code() == StatusCode::GATEWAY_TIMEOUT => {
+            let status = error.status_code();
+            render(&session, &state, &charge_point_id, status, Some(error.message().to_owned())).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `POST /sessions/{id}/stop`: stops the driver's own session, as `POST /api/charging/stop`.
+pub async fn stop(
+    session: WebSession,
+    path: web::Path<i64>,
+    form: web::Form<super::auth::CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
+    let row = session_views::by_id(&mut conn, path.into_inner()).await.map_err(ApiError::from)?;
+    drop(conn);
+    let row = row
+        .filter(|s| s.user_id == Some(session.user.id))
+        .ok_or_else(|| WebError::not_found("You have no such session."))?;
+    stop_session(&state, &row, StopInitiator::Driver).await?;
+    tracing::info!(user_id = session.user.id, session_id = row.id, "driver stopped a session on the web");
+    Ok(see_other(&page_path(&row.charge_point_id)))
+}
+
+fn page_path(charge_point_id: &str) -> String {
+    format!("/chargers/{}", percent_encoding::utf8_percent_encode(charge_point_id, super::PATH_SEGMENT))
+}
