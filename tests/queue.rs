@@ -169,9 +169,18 @@ async fn a_queue_turn_never_takes_a_connector_a_booked_slot_is_about_to_need() {
     let booking = json!({ "chargerId": "CP-B", "connectorId": 1, "startAt": start_at, "durationMinutes": 60 });
     let (status, body) = app.call("POST", "/api/users/bookings", Some(&booker.token), Some(&booking)).await;
     assert_eq!(status, 201, "{body}");
+    let booking_id = body["data"]["id"].as_i64().expect("booking id");
     assert_eq!(app.call("POST", "/api/chargers/CP-B/queue", Some(&waiter.token), None).await.0, 201);
     charger.status(1, "Available", "NoError").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A round trip gives the queue time to look; the contrast below shows it would have acted.
+    charger.heartbeat().await.unwrap();
     assert!(charger.received_calls().iter().all(|(a, _)| a != "ReserveNow"), "the slot keeps its connector");
     assert_eq!(my_queue(&app, &waiter).await[0]["status"], "waiting");
+
+    // Once the booking is cancelled, the same freed connector does go to the queue.
+    let path = format!("/api/users/bookings/{booking_id}");
+    assert_eq!(app.call("DELETE", &path, Some(&booker.token), None).await.0, 200);
+    charger.status(1, "Available", "NoError").await.unwrap();
+    let reserve = charger.expect_call("ReserveNow", WAIT).await.expect("the queue advances without the booking");
+    assert_eq!(reserve["idTag"], waiter.id_tag.as_str());
 }

@@ -114,19 +114,10 @@ impl QueueActor {
             async move {
                 let now = env.clock.now();
                 let mut conn = pool::connection(&env.pool).await?;
-                let Some((charger_id, _)) = queue::charger_connectors(&mut conn, &charge_point_id).await? else {
-                    return Ok(None);
-                };
                 if !queue::finish(&mut conn, entry_id, "lapsed", now).await? {
                     return Ok(None);
                 }
-                let hold = reservations::holding(&mut conn, charger_id, connector, now + Duration::seconds(1)).await?;
-                let hold = match hold {
-                    Some(h) if h.queue_entry_id == Some(entry_id) => Some(h),
-                    _ => reservations::holding(&mut conn, charger_id, connector, now - Duration::days(1))
-                        .await?
-                        .filter(|h| h.queue_entry_id == Some(entry_id)),
-                };
+                let hold = reservations::for_queue_entry(&mut conn, entry_id).await?;
                 if let Some(hold) = &hold {
                     reservations::set_status(&mut conn, hold.id, "expired", now).await?;
                 }

@@ -216,26 +216,15 @@ pub async fn charger_connectors(
     Ok(Some((charger_id, numbers)))
 }
 
-/// Marks the driver's held entry on this charger started (their session began on it).
+/// Marks the driver's live entry on this charger started (their session began on it).
 pub async fn mark_started(
     conn: &mut AsyncPgConnection,
     user_id: i64,
     charger_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let updated = diesel::update(
-        queue_entries::table
-            .filter(queue_entries::user_id.eq(user_id))
-            .filter(queue_entries::charger_id.eq(charger_id))
-            .filter(queue_entries::status.eq_any(["waiting", "held"])),
-    )
-    .set((
-        queue_entries::status.eq("started"),
-        queue_entries::held_connector.eq(None::<i32>),
-        queue_entries::held_until.eq(None::<DateTime<Utc>>),
-        queue_entries::finished_at.eq(now),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(updated > 0)
+    match live_for_driver(conn, user_id).await? {
+        Some((entry, _)) if entry.charger_id == charger_id => finish(conn, entry.id, "started", now).await,
+        _ => Ok(false),
+    }
 }
