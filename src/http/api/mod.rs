@@ -78,6 +78,24 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(owner_sessions::cancel);
 }
 
+/// `?limit&offset` for any list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Items per page, 1 to 100 (default 20).
+    limit: Option<i64>,
+    /// Items to skip (default 0).
+    offset: Option<i64>,
+}
+
+impl Page {
+    /// The checked limit and offset (see [`page`]).
+    pub fn checked(&self, default: i64, max: i64) -> Result<(i64, i64), crate::http::error::ApiError> {
+        page(self.limit, self.offset, default, max)
+    }
+}
+
 /// Checks paging parameters: `limit` 1 to `max` (default `default`) and `offset` 0 or more.
 pub fn page(
     limit: Option<i64>,

@@ -5,25 +5,15 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use kilowatt_actors::store::notifications::{self, Delivery, Notification};
 use kilowatt_actors::store::pool;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::Page;
 use crate::auth::Auth;
 use crate::http::error::ApiError;
 use crate::http::openapi::{Envelope, ErrorEnvelope};
 use crate::http::response;
 use crate::state::AppState;
-
-/// Which page of notifications.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct Page {
-    /// Notifications per page, 1 to 100 (default 20).
-    limit: Option<i64>,
-    /// Notifications to skip (default 0).
-    offset: Option<i64>,
-}
 
 /// How a notification went out on one channel.
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,7 +90,7 @@ pub struct NotificationsPage {
 )]
 #[get("/api/me/notifications")]
 pub async fn list(auth: Auth, page: web::Query<Page>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = super::page(page.limit, page.offset, 20, 100)?;
+    let (limit, offset) = page.checked(20, 100)?;
     let mut conn = pool::connection(&state.pool).await?;
     let rows = notifications::for_user(&mut conn, auth.user.id, limit, offset).await?;
     let total = notifications::count_for_user(&mut conn, auth.user.id).await?;

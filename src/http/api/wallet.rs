@@ -8,8 +8,9 @@ use kilowatt_actors::store::models::User;
 use kilowatt_actors::store::{pool, wallets};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
+use super::Page;
 use super::payments::PaymentView;
 use crate::auth::Auth;
 use crate::http::error::ApiError;
@@ -59,17 +60,6 @@ pub async fn show(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse
         max_recharge: policy.max_recharge,
         recharge_presets: policy.recharge_presets.clone(),
     }))
-}
-
-/// Which page of the ledger.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct Page {
-    /// Entries per page, 1 to 100 (default 20).
-    limit: Option<i64>,
-    /// Entries to skip (default 0).
-    offset: Option<i64>,
 }
 
 /// One ledger entry as the API shows it.
@@ -127,7 +117,7 @@ pub async fn transactions(
     page: web::Query<Page>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = super::page(page.limit, page.offset, 20, 100)?;
+    let (limit, offset) = page.checked(20, 100)?;
     let mut conn = pool::connection(&state.pool).await?;
     let entries = wallets::entries(&mut conn, auth.user.id, limit, offset).await?;
     let total = wallets::count_entries(&mut conn, auth.user.id).await?;
