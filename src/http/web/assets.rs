@@ -4,8 +4,20 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 
-const CSS: &str = include_str!("../../../templates/web/static/app.css");
-const JS: &str = include_str!("../../../templates/web/static/app.js");
+/// One stylesheet: the shared rules, then each area's.
+const CSS: &str = concat!(
+    include_str!("../../../templates/web/static/app.css"),
+    include_str!("../../../templates/web/static/driver.css"),
+    include_str!("../../../templates/web/static/bookings.css"),
+    include_str!("../../../templates/web/static/owner.css"),
+);
+/// One script: the shared socket and helpers, then each area's (each checks for its page).
+const JS: &str = concat!(
+    include_str!("../../../templates/web/static/app.js"),
+    include_str!("../../../templates/web/static/driver.js"),
+    include_str!("../../../templates/web/static/bookings.js"),
+    include_str!("../../../templates/web/static/owner.js"),
+);
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()

@@ -4,10 +4,21 @@
 
 pub mod assets;
 pub mod auth;
+pub mod bookings;
 pub mod charger;
 pub mod dashboard;
+pub mod help;
+pub mod history;
 pub mod live;
+pub mod owner_charger;
+pub mod owner_dashboard;
+pub mod owner_sessions;
+pub mod owner_stations;
+pub mod profile;
+pub mod queue;
 pub mod session;
+pub mod slot_monitoring;
+pub mod wallet;
 
 use actix_web::web;
 
@@ -32,7 +43,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/chargers/{chargePointId}", web::get().to(charger::show))
         .route("/chargers/{chargePointId}/start", web::post().to(charger::start))
         .route("/sessions/{id}/stop", web::post().to(charger::stop))
-        .route("/ws", web::get().to(live::connect));
+        .route("/ws", web::get().to(live::connect))
+        .configure(history::routes)
+        .configure(wallet::routes)
+        .configure(profile::routes)
+        .configure(help::routes)
+        .configure(bookings::routes)
+        .configure(queue::routes)
+        .configure(owner_dashboard::routes)
+        .configure(owner_stations::routes)
+        .configure(owner_charger::routes)
+        .configure(owner_sessions::routes)
+        .configure(slot_monitoring::routes);
 }
 
 /// A form's errors: per field (shown next to it) and one for the whole form.

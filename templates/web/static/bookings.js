@@ -1,0 +1,2 @@
+// bookings pages
+"use strict";

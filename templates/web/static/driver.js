@@ -1,0 +1,2 @@
+// driver pages
+"use strict";

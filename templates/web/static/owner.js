@@ -1,0 +1,2 @@
+// owner pages
+"use strict";
