@@ -123,6 +123,31 @@ impl Browser {
         cookies.into_iter().find(|c| c.name() == name).map(|c| c.value().to_owned())
     }
 
+    /// Signs in through the login form (a user the API registered has PIN 1234) and waits to
+    /// leave the login page.
+    pub async fn sign_in(&self, username: &str, pin: &str) {
+        self.goto("/login").await;
+        self.fill("#login", username).await;
+        self.fill("#pin", pin).await;
+        self.click("#submit").await;
+        for _ in 0..400 {
+            if !self.path().await.starts_with("/login") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("still on the login page after signing in as {username}");
+    }
+
+    /// Saves a screenshot of the current page as a test artifact:
+    /// `target/tmp/screenshots/{name}.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot saved");
+    }
+
     /// Ends the WebDriver session cleanly (the browser exits); chromedriver dies on drop.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
