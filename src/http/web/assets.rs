@@ -10,6 +10,7 @@ const CSS: &str = concat!(
     include_str!("../../../templates/web/static/driver.css"),
     include_str!("../../../templates/web/static/bookings.css"),
     include_str!("../../../templates/web/static/owner.css"),
+    include_str!("../../../templates/web/static/owner_sessions.css"),
 );
 /// One script: the shared socket and helpers, then each area's (each checks for its page).
 const JS: &str = concat!(
@@ -17,6 +18,7 @@ const JS: &str = concat!(
     include_str!("../../../templates/web/static/driver.js"),
     include_str!("../../../templates/web/static/bookings.js"),
     include_str!("../../../templates/web/static/owner.js"),
+    include_str!("../../../templates/web/static/owner_sessions.js"),
 );
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {

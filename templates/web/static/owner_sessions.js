@@ -1,0 +1,2 @@
+// owner: active sessions and slot monitoring
+"use strict";
