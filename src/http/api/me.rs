@@ -83,22 +83,22 @@ pub async fn show(auth: Auth) -> HttpResponse {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileChanges {
     /// New phone (normalised to E.164; +91 when no country code).
-    phone: Option<String>,
+    pub phone: Option<String>,
     /// New email, or `null` to remove it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
-    email: Option<Option<String>>,
+    pub email: Option<Option<String>>,
     /// New display name, or `null` to remove it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
-    name: Option<Option<String>>,
+    pub name: Option<Option<String>>,
     /// Vehicle battery size in kWh, 1 to 1000.
     #[schema(value_type = Option<f64>, example = 40.5)]
-    vehicle_battery_kwh: Option<Decimal>,
+    pub vehicle_battery_kwh: Option<Decimal>,
     /// Email notifications wanted.
-    notify_email: Option<bool>,
+    pub notify_email: Option<bool>,
     /// SMS notifications wanted.
-    notify_sms: Option<bool>,
+    pub notify_sms: Option<bool>,
 }
 
 /// `PATCH /api/me`: change contact details, name, vehicle battery or notification choices.
@@ -119,7 +119,13 @@ pub async fn update(
     body: web::Json<ProfileChanges>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let user = update_profile(&state, auth.user.id, body.into_inner()).await?;
+    Ok(response::ok(Profile::from(&user)))
+}
+
+/// Checks and saves profile changes: 422 naming the field that breaks a rule, 409 naming the
+/// one already taken by another account. Shared by `PATCH /api/me` and the web profile page.
+pub async fn update_profile(state: &AppState, user_id: i64, body: ProfileChanges) -> Result<User, ApiError> {
     let phone = body.phone.as_deref().map(accounts::normalize_phone).transpose().map_err(field_error)?;
     let email = match body.email {
         Some(Some(email)) => Some(clean_email(&email)?),
@@ -142,9 +148,9 @@ pub async fn update(
         updated_at: Some(state.clock.now()),
     };
     let mut conn = pool::connection(&state.pool).await?;
-    let user = users::update(&mut conn, auth.user.id, &changes).await.map_err(taken)?;
+    let user = users::update(&mut conn, user_id, &changes).await.map_err(taken)?;
     tracing::info!(user_id = user.id, "profile updated");
-    Ok(response::ok(Profile::from(&user)))
+    Ok(user)
 }
 
 /// A PIN change.
@@ -184,6 +190,20 @@ pub async fn change_pin(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let PinChange { current_pin, new_pin } = body.into_inner();
+    let signed_out_elsewhere = change_pin_for(&state, &auth, current_pin, new_pin).await?;
+    Ok(response::ok(PinChanged { signed_out_elsewhere }))
+}
+
+/// Checks the current PIN and sets the new one (4 to 6 digits), then signs out every other
+/// device of the user: all tokens but `auth`'s own. Answers how many were signed out. 422
+/// naming `newPin` for a bad new PIN, 403 `wrong_pin` for a wrong current one. Shared by
+/// `PUT /api/me/pin` and the web profile page (whose browser stays signed in).
+pub async fn change_pin_for(
+    state: &AppState,
+    auth: &Auth,
+    current_pin: String,
+    new_pin: String,
+) -> Result<usize, ApiError> {
     accounts::validate_pin(&new_pin).map_err(|e| ApiError::validation("newPin", e.message))?;
     if !auth::verify_pin(current_pin, auth.user.pin_hash.clone()).await? {
         return Err(ApiError::forbidden("The current PIN is wrong.").with_code("wrong_pin"));
@@ -194,7 +214,7 @@ pub async fn change_pin(
     users::set_pin_hash(&mut conn, auth.user.id, &pin_hash, now).await?;
     let signed_out_elsewhere = tokens::revoke_others(&mut conn, auth.user.id, auth.token_id, now).await?;
     tracing::info!(user_id = auth.user.id, signed_out_elsewhere, "PIN changed");
-    Ok(response::ok(PinChanged { signed_out_elsewhere }))
+    Ok(signed_out_elsewhere)
 }
 
 /// An account rule broken, as a 422 naming the field.

@@ -118,9 +118,20 @@ pub async fn transactions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, offset) = page.checked(20, 100)?;
+    Ok(response::ok(ledger_page(&state, auth.user.id, limit, offset).await?))
+}
+
+/// A page of `user_id`'s ledger, newest first, and how many entries it holds. Shared by
+/// `GET /api/wallet/transactions` and the web wallet page.
+pub async fn ledger_page(
+    state: &AppState,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<TransactionsPage, ApiError> {
     let mut conn = pool::connection(&state.pool).await?;
-    let entries = wallets::entries(&mut conn, auth.user.id, limit, offset).await?;
-    let total = wallets::count_entries(&mut conn, auth.user.id).await?;
+    let entries = wallets::entries(&mut conn, user_id, limit, offset).await?;
+    let total = wallets::count_entries(&mut conn, user_id).await?;
     let items = entries
         .into_iter()
         .map(|e| TransactionView {
@@ -134,7 +145,7 @@ pub async fn transactions(
             created_at: e.created_at,
         })
         .collect();
-    Ok(response::ok(TransactionsPage { items, total, limit, offset }))
+    Ok(TransactionsPage { items, total, limit, offset })
 }
 
 /// A recharge to begin.
