@@ -45,26 +45,34 @@ pub struct ActiveSessions {
 )]
 #[get("/api/owner/sessions/active")]
 pub async fn active(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(active_sessions(&auth, &state).await?))
+}
+
+/// The sessions under way at the owner's stations (every station for admins), with their
+/// count and running totals; shared by the endpoint and the Active Sessions page.
+pub async fn active_sessions(auth: &Auth, state: &AppState) -> Result<ActiveSessions, ApiError> {
     auth.require_owner()?;
     let owner = if auth.require_admin().is_ok() { None } else { Some(auth.user.id) };
     let mut conn = pool::connection(&state.pool).await?;
     let rows = session_views::open_at_stations(&mut conn, owner).await?;
     let now = state.clock.now();
     let sessions: Vec<SessionView> = rows.into_iter().map(|row| SessionView::for_owner(row, now)).collect();
-    Ok(response::ok(ActiveSessions {
+    Ok(ActiveSessions {
         count: sessions.len(),
         running_revenue: sessions.iter().map(|s| s.cost).sum(),
         energy_wh: sessions.iter().map(|s| s.energy_wh).sum(),
         sessions,
-    }))
+    })
 }
 
-async fn owner_stop(
-    auth: Auth,
+/// Ends a session at one of the owner's stations (any station for admins): Complete or Cancel,
+/// as `initiator` says; shared by the endpoints and the Active Sessions page.
+pub async fn owner_stop(
+    auth: &Auth,
     session_id: i64,
     state: &AppState,
     initiator: StopInitiator,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<StopAnswer, ApiError> {
     auth.require_owner()?;
     let mut conn = pool::connection(&state.pool).await?;
     let row = session_views::by_id(&mut conn, session_id).await?;
@@ -74,7 +82,7 @@ async fn owner_stop(
         .ok_or_else(|| ApiError::not_found("No such session at your stations."))?;
     let answer: StopAnswer = stop_session(state, &row, initiator).await?;
     tracing::info!(owner_id = auth.user.id, session_id, ?initiator, status = answer.status, "owner ended a session");
-    Ok(response::ok(answer))
+    Ok(answer)
 }
 
 /// `POST /api/owner/sessions/{sessionId}/complete`: a normal stop.
@@ -92,7 +100,7 @@ async fn owner_stop(
 )]
 #[post("/api/owner/sessions/{sessionId}/complete")]
 pub async fn complete(auth: Auth, path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    owner_stop(auth, path.into_inner(), &state, StopInitiator::OwnerComplete).await
+    Ok(response::ok(owner_stop(&auth, path.into_inner(), &state, StopInitiator::OwnerComplete).await?))
 }
 
 /// `POST /api/owner/sessions/{sessionId}/cancel`: an emergency stop, closed at once as Cancelled.
@@ -110,5 +118,5 @@ pub async fn complete(auth: Auth, path: web::Path<i64>, state: web::Data<AppStat
 )]
 #[post("/api/owner/sessions/{sessionId}/cancel")]
 pub async fn cancel(auth: Auth, path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    owner_stop(auth, path.into_inner(), &state, StopInitiator::OwnerCancel).await
+    Ok(response::ok(owner_stop(&auth, path.into_inner(), &state, StopInitiator::OwnerCancel).await?))
 }

@@ -41,7 +41,8 @@ pub enum TimeRange {
 }
 
 impl TimeRange {
-    fn duration(self) -> Duration {
+    /// How far before and after now the range reaches.
+    pub fn duration(self) -> Duration {
         match self {
             TimeRange::Hour => Duration::hours(1),
             TimeRange::Day => Duration::hours(24),
@@ -58,12 +59,12 @@ pub struct MonitoringQuery {
     /// List only slots in this status (confirmed, grace, checked_in, charging, completed, expired,
     /// cancelled); by default the live ones (confirmed, grace, checked_in, charging). The figures
     /// always cover every status.
-    status: Option<String>,
+    pub status: Option<String>,
     /// Only this station of mine.
-    station_id: Option<i64>,
+    pub station_id: Option<i64>,
     /// `1h`, `24h` (default) or `7d`: slots starting that long before now up to that long after.
     #[param(value_type = Option<String>)]
-    time_range: Option<TimeRange>,
+    pub time_range: Option<TimeRange>,
 }
 
 /// Bookings by status.
@@ -265,8 +266,13 @@ pub async fn show(
     query: web::Query<MonitoringQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(monitoring(&auth, &state, query.into_inner()).await?))
+}
+
+/// The dashboard for the owner's stations (every station for admins), as `query` narrows it;
+/// shared by the endpoint and the slot monitoring page.
+pub async fn monitoring(auth: &Auth, state: &AppState, query: MonitoringQuery) -> Result<SlotMonitoring, ApiError> {
     auth.require_owner()?;
-    let query = query.into_inner();
     let statuses: Vec<&str> = match query.status.as_deref() {
         None => bookings::LIVE.to_vec(),
         Some(status) if bookings::STATUSES.contains(&status) => vec![status],
@@ -317,7 +323,7 @@ pub async fn show(
         })
         .collect();
     let (by_status, counts, rates, revenue) = figures(&counts);
-    Ok(response::ok(SlotMonitoring {
+    Ok(SlotMonitoring {
         time_range,
         from: scope.from,
         to: scope.to,
@@ -327,5 +333,5 @@ pub async fn show(
         rates,
         revenue,
         slots,
-    }))
+    })
 }
