@@ -215,13 +215,13 @@ impl ChargerDetail {
 pub struct NewChargerBody {
     /// The ID the charger connects with: 1 to 48 letters, digits, `.`, `_`, `:` or `-`.
     #[schema(example = "CP-0001")]
-    charge_point_id: String,
+    pub(crate) charge_point_id: String,
     /// How many connectors it has, 1 to 10 (default 1).
     #[schema(example = 2)]
-    connectors: Option<i32>,
+    pub(crate) connectors: Option<i32>,
     /// OCPP Basic-auth password (security profile 1), 8 to 64 printable characters; stored
     /// hashed. Without one the charger connects without authentication.
-    password: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 /// `POST /api/owner/stations/{stationId}/chargers`: add a charger to one of my stations. An
@@ -248,8 +248,18 @@ pub async fn create(
     body: web::Json<NewChargerBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::created(add_charger(&state, &auth, path.into_inner(), body.into_inner()).await?))
+}
+
+/// Adds (or claims) a charger under one of the caller's stations, as
+/// `POST /api/owner/stations/{stationId}/chargers` does.
+pub(crate) async fn add_charger(
+    state: &AppState,
+    auth: &Auth,
+    station_id: i64,
+    body: NewChargerBody,
+) -> Result<ChargerDetail, ApiError> {
     auth.require_owner()?;
-    let body = body.into_inner();
     let charge_point_id = body.charge_point_id.trim().to_owned();
     check_charge_point_id(&charge_point_id)?;
     let connectors = body.connectors.unwrap_or(1);
@@ -257,7 +267,7 @@ pub async fn create(
         return Err(ApiError::validation("connectors", "A charger has 1 to 10 connectors."));
     }
     let mut conn = pool::connection(&state.pool).await?;
-    let station = owned_station(&mut conn, &auth, path.into_inner()).await?;
+    let station = owned_station(&mut conn, auth, station_id).await?;
     drop(conn);
     let password_hash = match body.password {
         Some(password) => Some(hash_password(password).await?),
@@ -280,12 +290,11 @@ pub async fn create(
         AddedCharger::Claimed(_, previous) => {
             tracing::info!(user_id = auth.user.id, station_id = station.id, %charge_point_id, %previous, "charger claimed");
             if previous != "accepted" {
-                ask_to_boot_again(&state, &charge_point_id);
+                ask_to_boot_again(state, &charge_point_id);
             }
         }
     }
-    let detail = charger_detail(&mut conn, &charge_point_id).await?;
-    Ok(response::created(detail))
+    charger_detail(&mut conn, &charge_point_id).await
 }
 
 /// A claimed charger that was told Pending (or Rejected) would otherwise wait for its next
@@ -334,13 +343,21 @@ pub async fn list(
     query: web::Query<ChargerListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(list_chargers(&state, &auth, query.station_id).await?))
+}
+
+/// The caller's chargers (every charger, unassigned ones included, for an admin), by charge
+/// point ID, optionally only those at one station.
+pub(crate) async fn list_chargers(
+    state: &AppState,
+    auth: &Auth,
+    station_id: Option<i64>,
+) -> Result<Vec<ChargerSummary>, ApiError> {
     auth.require_owner()?;
     let owner_id = if auth.role == Role::Admin { None } else { Some(auth.user.id) };
-    let filter = ChargerFilter { owner_id, station_id: query.station_id };
+    let filter = ChargerFilter { owner_id, station_id };
     let mut conn = pool::connection(&state.pool).await?;
-    let list: Vec<ChargerSummary> =
-        chargers::list_owned(&mut conn, filter).await?.into_iter().map(ChargerSummary::from).collect();
-    Ok(response::ok(list))
+    Ok(chargers::list_owned(&mut conn, filter).await?.into_iter().map(ChargerSummary::from).collect())
 }
 
 /// `GET /api/owner/chargers/{chargePointId}`: one of my chargers in full.
@@ -358,11 +375,20 @@ pub async fn list(
 )]
 #[get("/api/owner/chargers/{chargePointId}")]
 pub async fn show(auth: Auth, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(owned_charger_detail(&state, &auth, &path).await?))
+}
+
+/// One of the caller's chargers in full; 404 for anybody else's.
+pub(crate) async fn owned_charger_detail(
+    state: &AppState,
+    auth: &Auth,
+    charge_point_id: &str,
+) -> Result<ChargerDetail, ApiError> {
     auth.require_owner()?;
     let mut conn = pool::connection(&state.pool).await?;
-    let owned = owned_charger(&mut conn, &auth, &path).await?;
+    let owned = owned_charger(&mut conn, auth, charge_point_id).await?;
     let history = chargers::status_history(&mut conn, owned.charger.id, STATUS_HISTORY).await?;
-    Ok(response::ok(ChargerDetail::new(owned, history)))
+    Ok(ChargerDetail::new(owned, history))
 }
 
 /// A connector's metering.
@@ -370,9 +396,9 @@ pub async fn show(auth: Auth, path: web::Path<String>, state: web::Data<AppState
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectorChange {
     /// Connector number, 1 to 100.
-    connector_id: i32,
+    pub(crate) connector_id: i32,
     /// `false` when the charger's meter is not to be trusted for billing.
-    metered: bool,
+    pub(crate) metered: bool,
 }
 
 /// Charger changes; absent fields are left alone.
@@ -380,14 +406,14 @@ pub struct ConnectorChange {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChargerChangesBody {
     /// Move it to another of my stations.
-    station_id: Option<i64>,
+    pub(crate) station_id: Option<i64>,
     /// New OCPP Basic-auth password (8 to 64 printable characters), or `null` to let it
     /// connect without one. Takes effect at its next connection.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
-    password: Option<Option<String>>,
+    pub(crate) password: Option<Option<String>>,
     /// Metering per connector.
-    connectors: Option<Vec<ConnectorChange>>,
+    pub(crate) connectors: Option<Vec<ConnectorChange>>,
 }
 
 /// `PATCH /api/owner/chargers/{chargePointId}`: move one of my chargers, set or clear its
@@ -412,15 +438,25 @@ pub async fn update(
     body: web::Json<ChargerChangesBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(update_charger(&state, &auth, &path, body.into_inner()).await?))
+}
+
+/// Checks and applies changes to one of the caller's chargers (the API's and the web UI's
+/// update); nothing changes when a field is invalid.
+pub(crate) async fn update_charger(
+    state: &AppState,
+    auth: &Auth,
+    charge_point_id: &str,
+    body: ChargerChangesBody,
+) -> Result<ChargerDetail, ApiError> {
     auth.require_owner()?;
-    let body = body.into_inner();
     let metered: Vec<(i32, bool)> =
         body.connectors.unwrap_or_default().into_iter().map(|c| (c.connector_id, c.metered)).collect();
     if metered.iter().any(|(n, _)| !(1..=100).contains(n)) {
         return Err(ApiError::validation("connectors", "A connector number is 1 to 100."));
     }
     let mut conn = pool::connection(&state.pool).await?;
-    let owned = owned_charger(&mut conn, &auth, &path).await?;
+    let owned = owned_charger(&mut conn, auth, charge_point_id).await?;
     if let Some(station_id) = body.station_id {
         let target = stations::find(&mut conn, station_id).await?;
         if !target.is_some_and(|s| auth.owns(Some(s.owner_id))) {
@@ -443,7 +479,7 @@ pub async fn update(
         password_changed = changes.password_hash.is_some(),
         "charger updated"
     );
-    Ok(response::ok(charger_detail(&mut conn, &owned.charger.charge_point_id).await?))
+    charger_detail(&mut conn, &owned.charger.charge_point_id).await
 }
 
 /// What a charger answered to a command.
@@ -491,17 +527,31 @@ pub async fn command(
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require_owner()?;
     let (charge_point_id, action) = path.into_inner();
+    Ok(response::ok(send_command(&state, &auth, &charge_point_id, &action, &body).await?))
+}
+
+/// Sends one of the caller's chargers an OCPP 1.6 command (`action`, matched
+/// case-insensitively, with its OCPP `payload`) and answers what the charger said; each
+/// failure (offline, timeout, refused) is an `ApiError` with its own status and code.
+pub(crate) async fn send_command(
+    state: &AppState,
+    auth: &Auth,
+    charge_point_id: &str,
+    action: &str,
+    payload: &Value,
+) -> Result<CommandAnswer, ApiError> {
+    auth.require_owner()?;
+    let charge_point_id = charge_point_id.to_owned();
     let mut conn = pool::connection(&state.pool).await?;
-    owned_charger(&mut conn, &auth, &charge_point_id).await?;
+    owned_charger(&mut conn, auth, &charge_point_id).await?;
     drop(conn);
     // Action names are matched case-insensitively, then sent with the spec's spelling.
     let action = CentralSystemRequest::ACTIONS
         .iter()
-        .find(|known| known.eq_ignore_ascii_case(&action))
-        .ok_or_else(|| unknown_action(&action))?;
-    let request = CentralSystemRequest::from_action(action, &body).map_err(|error| match error.code {
+        .find(|known| known.eq_ignore_ascii_case(action))
+        .ok_or_else(|| unknown_action(action))?;
+    let request = CentralSystemRequest::from_action(action, payload).map_err(|error| match error.code {
         ErrorCode::NotImplemented | ErrorCode::NotSupported => unknown_action(action),
         _ => ApiError::validation("payload", format!("Not a valid {action} payload: {}", error.description)),
     })?;
@@ -514,7 +564,7 @@ pub async fn command(
     match answer {
         Ok(response) => {
             tracing::info!(user_id = auth.user.id, %charge_point_id, action, "charger answered command");
-            Ok(response::ok(CommandAnswer { action: action.to_string(), response }))
+            Ok(CommandAnswer { action: action.to_string(), response })
         }
         Err(error) => {
             tracing::warn!(user_id = auth.user.id, %charge_point_id, action, %error, "command failed");
@@ -563,13 +613,13 @@ fn command_error(error: CommandError) -> ApiError {
 #[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
     /// Page size, 1 to 200 (default 50).
-    limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
     /// Frames to skip (default 0).
-    offset: Option<i64>,
+    pub(crate) offset: Option<i64>,
     /// `in` (from the charger) or `out` (to it).
-    direction: Option<String>,
+    pub(crate) direction: Option<String>,
     /// Only frames of this OCPP action (exact spelling, e.g. `BootNotification`).
-    action: Option<String>,
+    pub(crate) action: Option<String>,
 }
 
 /// A logged OCPP frame.
@@ -646,8 +696,17 @@ pub async fn messages(
     query: web::Query<MessagesQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(message_log(&state, &auth, &path, query.into_inner()).await?))
+}
+
+/// One page of the OCPP frames one of the caller's chargers sent and received, newest first.
+pub(crate) async fn message_log(
+    state: &AppState,
+    auth: &Auth,
+    charge_point_id: &str,
+    query: MessagesQuery,
+) -> Result<MessagePage, ApiError> {
     auth.require_owner()?;
-    let query = query.into_inner();
     let (limit, offset) = super::page(query.limit, query.offset, 50, 200)?;
     if query.direction.as_deref().is_some_and(|d| d != "in" && d != "out") {
         return Err(ApiError::validation("direction", "direction is `in` or `out`."));
@@ -656,16 +715,11 @@ pub async fn messages(
         return Err(ApiError::validation("action", "action is an OCPP action name."));
     }
     let mut conn = pool::connection(&state.pool).await?;
-    let owned = owned_charger(&mut conn, &auth, &path).await?;
+    let owned = owned_charger(&mut conn, auth, charge_point_id).await?;
     let filter =
         LogFilter { charge_point_id: owned.charger.charge_point_id, direction: query.direction, action: query.action };
     let (entries, total) = ocpp_log::list(&mut conn, &filter, limit, offset).await?;
-    Ok(response::ok(MessagePage {
-        items: entries.into_iter().map(LoggedMessage::from).collect(),
-        total,
-        limit,
-        offset,
-    }))
+    Ok(MessagePage { items: entries.into_iter().map(LoggedMessage::from).collect(), total, limit, offset })
 }
 
 fn check_charge_point_id(charge_point_id: &str) -> Result<(), ApiError> {
@@ -681,7 +735,7 @@ fn check_charge_point_id(charge_point_id: &str) -> Result<(), ApiError> {
 
 /// The charger if it is at one of the caller's stations (or the caller is an admin); 404
 /// otherwise, so another owner's charger IDs do not leak.
-async fn owned_charger(
+pub(crate) async fn owned_charger(
     conn: &mut AsyncPgConnection,
     auth: &Auth,
     charge_point_id: &str,

@@ -96,24 +96,24 @@ pub struct StationDetail {
 pub struct NewStationBody {
     /// 1 to 100 characters.
     #[schema(example = "MG Road Hub")]
-    name: String,
+    pub(crate) name: String,
     /// Street address, at most 300 characters.
     #[serde(default)]
-    address: String,
+    pub(crate) address: String,
     /// Latitude in degrees (−90 to 90); give it together with the longitude.
     #[schema(example = 12.9756)]
-    latitude: Option<f64>,
+    pub(crate) latitude: Option<f64>,
     /// Longitude in degrees (−180 to 180).
     #[schema(example = 77.6050)]
-    longitude: Option<f64>,
+    pub(crate) longitude: Option<f64>,
     /// INR per kWh, 0 or more, at most two decimals.
     #[schema(value_type = f64, example = 18.5)]
-    price_per_kwh: Decimal,
+    pub(crate) price_per_kwh: Decimal,
     /// Booking fee in INR; absent for the network's default fee.
     #[schema(value_type = Option<f64>, example = 50)]
-    booking_fee: Option<Decimal>,
+    pub(crate) booking_fee: Option<Decimal>,
     /// Free-text opening hours, at most 200 characters ("24x7").
-    opening_hours: Option<String>,
+    pub(crate) opening_hours: Option<String>,
 }
 
 /// `POST /api/owner/stations`: add a station.
@@ -134,8 +134,16 @@ pub async fn create(
     body: web::Json<NewStationBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::created(create_station(&state, &auth, body.into_inner()).await?))
+}
+
+/// Checks a new station and creates it for the caller (the API's and the web UI's create).
+pub(crate) async fn create_station(
+    state: &AppState,
+    auth: &Auth,
+    body: NewStationBody,
+) -> Result<StationView, ApiError> {
     auth.require_owner()?;
-    let body = body.into_inner();
     let name = clean_name(&body.name)?;
     let address = clean_address(&body.address)?;
     let latitude = body.latitude.map(latitude).transpose()?;
@@ -163,7 +171,7 @@ pub async fn create(
     )
     .await?;
     tracing::info!(user_id = auth.user.id, station_id = station.id, "station created");
-    Ok(response::created(StationView::new(station, StationCounts::default())))
+    Ok(StationView::new(station, StationCounts::default()))
 }
 
 /// `GET /api/owner/stations`: my stations (every station, for an admin), oldest first.
@@ -178,20 +186,24 @@ pub async fn create(
 )]
 #[get("/api/owner/stations")]
 pub async fn list(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(list_stations(&state, &auth).await?))
+}
+
+/// The caller's stations (every station, for an admin), oldest first, with their counts.
+pub(crate) async fn list_stations(state: &AppState, auth: &Auth) -> Result<Vec<StationView>, ApiError> {
     auth.require_owner()?;
     let mut conn = pool::connection(&state.pool).await?;
     let owner = if auth.role == Role::Admin { None } else { Some(auth.user.id) };
     let stations = stations::list_owned(&mut conn, owner).await?;
     let ids: Vec<i64> = stations.iter().map(|s| s.id).collect();
     let counts = stations::counts(&mut conn, &ids).await?;
-    let views: Vec<StationView> = stations
+    Ok(stations
         .into_iter()
         .map(|s| {
             let counts = counts.get(&s.id).copied().unwrap_or_default();
             StationView::new(s, counts)
         })
-        .collect();
-    Ok(response::ok(views))
+        .collect())
 }
 
 /// `GET /api/owner/stations/{stationId}`: one of my stations with its chargers.
@@ -208,10 +220,15 @@ pub async fn list(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse
 )]
 #[get("/api/owner/stations/{stationId}")]
 pub async fn show(auth: Auth, path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(station_detail(&state, &auth, path.into_inner()).await?))
+}
+
+/// One of the caller's stations with its chargers; 404 for anybody else's.
+pub(crate) async fn station_detail(state: &AppState, auth: &Auth, station_id: i64) -> Result<StationDetail, ApiError> {
     auth.require_owner()?;
     let mut conn = pool::connection(&state.pool).await?;
-    let station = owned_station(&mut conn, &auth, path.into_inner()).await?;
-    Ok(response::ok(detail(&mut conn, station).await?))
+    let station = owned_station(&mut conn, auth, station_id).await?;
+    Ok(detail(&mut conn, station).await?)
 }
 
 /// Station changes; absent fields are left alone, `null` clears the optional ones.
@@ -219,30 +236,30 @@ pub async fn show(auth: Auth, path: web::Path<i64>, state: web::Data<AppState>) 
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StationChangesBody {
     /// New name, 1 to 100 characters.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New address.
-    address: Option<String>,
+    pub(crate) address: Option<String>,
     /// New latitude, or `null` (with the longitude) to remove the location.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<f64>)]
-    latitude: Option<Option<f64>>,
+    pub(crate) latitude: Option<Option<f64>>,
     /// New longitude, or `null`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<f64>)]
-    longitude: Option<Option<f64>>,
+    pub(crate) longitude: Option<Option<f64>>,
     /// New price in INR per kWh; sessions already running keep the price they started with.
     #[schema(value_type = Option<f64>, example = 21)]
-    price_per_kwh: Option<Decimal>,
+    pub(crate) price_per_kwh: Option<Decimal>,
     /// New booking fee, or `null` for the network's default.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<f64>)]
-    booking_fee: Option<Option<Decimal>>,
+    pub(crate) booking_fee: Option<Option<Decimal>>,
     /// New opening hours, or `null` to remove them.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
-    opening_hours: Option<Option<String>>,
+    pub(crate) opening_hours: Option<Option<String>>,
     /// Show the station to drivers (`false` hides it from search).
-    active: Option<bool>,
+    pub(crate) active: Option<bool>,
 }
 
 /// `PATCH /api/owner/stations/{stationId}`: change one of my stations.
@@ -266,8 +283,18 @@ pub async fn update(
     body: web::Json<StationChangesBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(update_station(&state, &auth, path.into_inner(), body.into_inner()).await?))
+}
+
+/// Checks and applies changes to one of the caller's stations (the API's and the web UI's
+/// update); nothing changes when a field is invalid.
+pub(crate) async fn update_station(
+    state: &AppState,
+    auth: &Auth,
+    station_id: i64,
+    body: StationChangesBody,
+) -> Result<StationDetail, ApiError> {
     auth.require_owner()?;
-    let body = body.into_inner();
     let name = body.name.as_deref().map(clean_name).transpose()?;
     let address = body.address.as_deref().map(clean_address).transpose()?;
     let new_latitude = body.latitude.map(|l| l.map(latitude).transpose()).transpose()?;
@@ -276,7 +303,7 @@ pub async fn update(
     let booking_fee = body.booking_fee.map(|f| f.map(|f| money("bookingFee", f)).transpose()).transpose()?;
     let opening_hours = body.opening_hours.map(|h| h.as_deref().map(clean_opening_hours).transpose()).transpose()?;
     let mut conn = pool::connection(&state.pool).await?;
-    let station = owned_station(&mut conn, &auth, path.into_inner()).await?;
+    let station = owned_station(&mut conn, auth, station_id).await?;
     both_or_neither(new_latitude.unwrap_or(station.latitude), new_longitude.unwrap_or(station.longitude))?;
     let changes = StationChanges {
         name: name.as_deref(),
@@ -291,7 +318,7 @@ pub async fn update(
     };
     let station = stations::update(&mut conn, station.id, &changes).await?;
     tracing::info!(user_id = auth.user.id, station_id = station.id, "station updated");
-    Ok(response::ok(detail(&mut conn, station).await?))
+    Ok(detail(&mut conn, station).await?)
 }
 
 async fn detail(conn: &mut AsyncPgConnection, station: Station) -> Result<StationDetail, StoreError> {

@@ -1,6 +1,201 @@
-//! Placeholder: this area's pages are being built.
+//! The station owner's dashboard (`GET /owner`): stations, chargers online, sessions under way
+//! and today's revenue and energy, with every charger's online state and connector statuses
+//! updated live over `/ws`. Also the pieces the other owner pages share: the owner guard,
+//! charger rows with their live badges, links and time formatting.
+//!
+//! "Today" is the server's calendar day in UTC (midnight UTC to now, by the server's clock), as
+//! the API's "this month" is: a settled session counts on the day it was settled.
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, NaiveTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Nullable, Numeric, Timestamptz};
+use diesel_async::RunQueryDsl;
+use kilowatt_actors::accounts::Role;
+use kilowatt_actors::store::{AsyncPgConnection, StoreError, pool, session_views};
+use rust_decimal::Decimal;
 
-/// Registers this area's pages.
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+use super::dashboard::inr;
+use super::session::{Chrome, WebError, WebSession, html};
+use crate::auth::Auth;
+use crate::http::api::owner_chargers::{ChargerSummary, list_chargers};
+use crate::http::api::owner_stations::list_stations;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Most topics one browser socket may hold (the socket refuses more): pages subscribe to the
+/// first this many chargers; the rest show their state as of the page load.
+const MAX_LIVE_CHARGERS: usize = 32;
+
+/// Registers the dashboard.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/owner", web::get().to(show));
+}
+
+/// The signed-in owner or admin as the API's functions take them; a driver gets the API's 403.
+pub(crate) fn owner(session: &WebSession) -> Result<Auth, WebError> {
+    let auth = session.auth();
+    auth.require_owner()?;
+    Ok(auth)
+}
+
+/// `/owner/chargers/{chargePointId}`, the ID escaped for a path.
+pub(crate) fn charger_href(charge_point_id: &str) -> String {
+    format!("/owner/chargers/{}", percent_encoding::utf8_percent_encode(charge_point_id, super::PATH_SEGMENT))
+}
+
+/// A time as pages show it (UTC), or a dash.
+pub(crate) fn when(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "–".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+/// `data-topics` for these chargers (at most [`MAX_LIVE_CHARGERS`]).
+pub(crate) fn charger_topics<'a>(charge_point_ids: impl Iterator<Item = &'a str>) -> String {
+    charge_point_ids.take(MAX_LIVE_CHARGERS).map(|id| format!("charger:{id}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A charger in a list, with what its live badges show.
+pub(crate) struct ChargerRow {
+    /// The charge point ID.
+    pub(crate) charge_point_id: String,
+    /// Its page.
+    pub(crate) href: String,
+    /// Connected now.
+    pub(crate) online: bool,
+    /// accepted, pending or rejected.
+    pub(crate) registration_status: String,
+    /// Last heard from, if ever.
+    pub(crate) last_seen: Option<String>,
+    /// Connector number and OCPP status.
+    pub(crate) connectors: Vec<(i32, String)>,
+}
+
+impl From<&ChargerSummary> for ChargerRow {
+    fn from(c: &ChargerSummary) -> Self {
+        ChargerRow {
+            charge_point_id: c.charge_point_id.clone(),
+            href: charger_href(&c.charge_point_id),
+            online: c.online,
+            registration_status: c.registration_status.clone(),
+            last_seen: c.last_seen_at.map(|at| when(Some(at))),
+            connectors: c.connectors.iter().map(|k| (k.connector_id, k.status.clone())).collect(),
+        }
+    }
+}
+
+/// A station on the dashboard.
+struct StationCard {
+    id: i64,
+    name: String,
+    address: String,
+    price: String,
+    active: bool,
+    chargers: Vec<ChargerRow>,
+}
+
+/// The dashboard.
+#[derive(Template)]
+#[template(path = "web/owner_dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    stations_count: usize,
+    chargers_online: usize,
+    chargers_total: usize,
+    active_sessions: usize,
+    running_revenue: String,
+    today: String,
+    today_sessions: i64,
+    today_revenue: String,
+    today_energy_kwh: String,
+    stations: Vec<StationCard>,
+    unassigned: Vec<ChargerRow>,
+    topics: String,
+}
+
+/// Sessions settled in a time window at an owner's stations.
+#[derive(Debug, Default, QueryableByName)]
+struct DayTotals {
+    #[diesel(sql_type = BigInt)]
+    sessions: i64,
+    #[diesel(sql_type = BigInt)]
+    energy_wh: i64,
+    #[diesel(sql_type = Numeric)]
+    revenue: Decimal,
+}
+
+/// Sessions that started and were settled in `[from, to)` at the owner's stations (every
+/// station for `None`): how many, their energy and what they were billed (adjustments included,
+/// as `charging_sessions.cost` carries them). Lives here until the store has owner reports.
+async fn settled_between(
+    conn: &mut AsyncPgConnection,
+    owner_id: Option<i64>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<DayTotals, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT count(*)::bigint AS sessions, coalesce(sum(s.energy_wh), 0)::bigint AS energy_wh, \
+                coalesce(sum(s.cost), 0) AS revenue \
+         FROM charging_sessions s JOIN stations st ON st.id = s.station_id \
+         WHERE ($1::bigint IS NULL OR st.owner_id = $1) \
+           AND s.started_at IS NOT NULL AND s.settled_at >= $2 AND s.settled_at < $3",
+    )
+    .bind::<Nullable<BigInt>, _>(owner_id)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .get_result(conn)
+    .await?)
+}
+
+/// `GET /owner`: the dashboard.
+pub async fn show(session: WebSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let auth = owner(&session)?;
+    let stations = list_stations(&state, &auth).await?;
+    let chargers = list_chargers(&state, &auth, None).await?;
+    let owner_id = if auth.role == Role::Admin { None } else { Some(auth.user.id) };
+    let now = state.clock.now();
+    let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
+    let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
+    let open = session_views::open_at_stations(&mut conn, owner_id).await.map_err(ApiError::from)?;
+    let day = settled_between(&mut conn, owner_id, midnight, now + chrono::Duration::seconds(1))
+        .await
+        .map_err(ApiError::from)?;
+    drop(conn);
+
+    let topics = charger_topics(chargers.iter().map(|c| c.charge_point_id.as_str()));
+    let chargers_online = chargers.iter().filter(|c| c.online).count();
+    let chargers_total = chargers.len();
+    let cards: Vec<StationCard> = stations
+        .into_iter()
+        .map(|s| StationCard {
+            chargers: chargers
+                .iter()
+                .filter(|c| c.station.as_ref().is_some_and(|at| at.id == s.id))
+                .map(ChargerRow::from)
+                .collect(),
+            id: s.id,
+            name: s.name,
+            address: s.address,
+            price: inr(s.price_per_kwh),
+            active: s.active,
+        })
+        .collect();
+    let stations_count = cards.len();
+    let unassigned = chargers.iter().filter(|c| c.station.is_none()).map(ChargerRow::from).collect();
+    let page = DashboardPage {
+        chrome: session.chrome("Owner dashboard"),
+        stations_count,
+        chargers_online,
+        chargers_total,
+        active_sessions: open.len(),
+        running_revenue: inr(open.iter().map(|s| s.cost).sum()),
+        today: midnight.format("%Y-%m-%d").to_string(),
+        today_sessions: day.sessions,
+        today_revenue: inr(day.revenue),
+        today_energy_kwh: format!("{:.3}", Decimal::from(day.energy_wh) / Decimal::from(1000)),
+        stations: cards,
+        unassigned,
+        topics,
+    };
+    html(actix_web::http::StatusCode::OK, &page)
+}
