@@ -1,14 +1,24 @@
 //! Prometheus metrics: the process-wide recorder, process and pool gauges refreshed at each
-//! scrape, and the middleware that counts and times every HTTP request by route and status.
+//! scrape, the middleware that counts and times every HTTP request by route and status, and
+//! the probe that measures how long messages wait in the single actors' mailboxes and
+//! refreshes the gauges read from the database.
 
+use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use actix::MailboxError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use kilowatt_actors::store::DbPool;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use kilowatt_actors::registry::Probe;
+use kilowatt_actors::store::schema::{notifications, payments};
+use kilowatt_actors::store::{DbPool, StoreError, pool};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
 
 /// Latency buckets in seconds, from 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -27,6 +37,9 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first, which Kilowatt never does.
             let _ = metrics::set_global_recorder(recorder);
+            metrics::gauge!("kilowatt_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            metrics::gauge!("process_start_time_seconds").set(started.as_secs_f64());
             handle
         })
         .clone()
@@ -99,4 +112,57 @@ pub async fn observe_http(
         tracing::info!(%method, %path, %route, status = status.as_u16(), latency_ms, "request");
     }
     result
+}
+
+/// How often the probe runs.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+
+/// A probe unanswered this long counts as failed (the actor is stuck or gone) and is recorded
+/// as taking this long.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every [`PROBE_EVERY`], for ever (spawned at start-up with the other sweeps): sends a no-op
+/// [`Probe`] to the registry, the booking timers' supervisor and the notifier and records each
+/// round trip in `actor_mailbox_delay_seconds{actor}` (actix does not expose mailbox lengths;
+/// the delay is what a full mailbox costs), then refreshes the gauges read from the database.
+pub async fn probe_forever(state: AppState) {
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        tokio::join!(
+            time_probe("registry", || state.registry.send(Probe)),
+            time_probe("booking_timers", || state.bookings.send(Probe)),
+            time_probe("notifier", || state.notifier.send(Probe)),
+        );
+        if let Err(error) = refresh_store_gauges(&state.pool).await {
+            tracing::debug!(%error, "database gauges not refreshed");
+        }
+    }
+}
+
+/// Sends one probe and records how long the answer took.
+async fn time_probe<F>(actor: &'static str, send: impl FnOnce() -> F)
+where
+    F: Future<Output = Result<(), MailboxError>>,
+{
+    let started = Instant::now();
+    let answered = tokio::time::timeout(PROBE_TIMEOUT, send()).await;
+    if !matches!(answered, Ok(Ok(()))) {
+        metrics::counter!("actor_probe_failures_total", "actor" => actor).increment(1);
+        tracing::warn!(actor, "actor probe unanswered: its mailbox is stuck or it has stopped");
+    }
+    metrics::histogram!("actor_mailbox_delay_seconds", "actor" => actor).record(started.elapsed().as_secs_f64());
+}
+
+/// Gauges of work waiting in the database: payments not yet decided and notifications not yet
+/// delivered (each a count over a partial index of its pending rows).
+async fn refresh_store_gauges(pool: &DbPool) -> Result<(), StoreError> {
+    let mut conn = pool::connection(pool).await?;
+    let payments: i64 = payments::table.filter(payments::state.eq("pending")).count().get_result(&mut conn).await?;
+    let notifications: i64 =
+        notifications::table.filter(notifications::status.eq("pending")).count().get_result(&mut conn).await?;
+    metrics::gauge!("kilowatt_payments_pending").set(payments as f64);
+    metrics::gauge!("kilowatt_notifications_pending").set(notifications as f64);
+    Ok(())
 }

@@ -133,11 +133,16 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     let bookings = start_booking_timers(&config, &pool, &clock, &bus, &registry, &notifier);
     let state =
         AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env, notifier, bookings };
-    // Periodic sweeps share one task (aborted at shutdown): log retention, payment reconciliation.
+    // Periodic sweeps share one task (aborted at shutdown): log retention, payment
+    // reconciliation, the metrics probe.
     let sweeper = actix_web::rt::spawn({
-        let (log_state, payments_state) = (state.clone(), state.clone());
+        let (log_state, payments_state, probe_state) = (state.clone(), state.clone(), state.clone());
         async move {
-            tokio::join!(prune_message_log(log_state), crate::payments::reconcile_forever(payments_state));
+            tokio::join!(
+                prune_message_log(log_state),
+                crate::payments::reconcile_forever(payments_state),
+                crate::metrics::probe_forever(probe_state),
+            );
         }
     });
     let config = &state.config;

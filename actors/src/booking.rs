@@ -24,7 +24,7 @@ use crate::bus::{Bus, charger_topic, user_topic};
 use crate::clock::Clock;
 use crate::notifier::{Notifier, Notify};
 use crate::ocpp::CentralSystemRequest;
-use crate::registry::{CommandCharger, ConnectorFreed, Registry};
+use crate::registry::{CommandCharger, ConnectorFreed, Probe, Registry};
 use crate::store::bookings::{self, BookingRow};
 use crate::store::reservations::{self, HOLDING, NewHold, Reservation};
 use crate::store::{DbPool, StoreError, pool};
@@ -111,7 +111,9 @@ impl BookingTimers {
         }
         self.next_token += 1;
         let timer = BookingTimer::new(booking_id, self.next_token, self.env.clone(), ctx.address());
-        self.timers.insert(booking_id, (self.next_token, timer.start()));
+        if self.timers.insert(booking_id, (self.next_token, timer.start())).is_none() {
+            metrics::gauge!("kilowatt_bookings_live").increment(1.0);
+        }
     }
 
     /// Loads the live bookings and starts a timer for each.
@@ -201,6 +203,7 @@ impl Handler<TimerStopped> for BookingTimers {
     fn handle(&mut self, msg: TimerStopped, _ctx: &mut Self::Context) {
         if self.timers.get(&msg.booking_id).is_some_and(|(token, _)| *token == msg.token) {
             self.timers.remove(&msg.booking_id);
+            metrics::gauge!("kilowatt_bookings_live").decrement(1.0);
         }
     }
 }
@@ -210,12 +213,19 @@ impl Handler<StopAll> for BookingTimers {
 
     fn handle(&mut self, _msg: StopAll, ctx: &mut Self::Context) -> usize {
         let running = self.timers.len();
+        metrics::gauge!("kilowatt_bookings_live").decrement(running as f64);
         for (_, (_, addr)) in self.timers.drain() {
             addr.do_send(StopTimer);
         }
         ctx.stop();
         running
     }
+}
+
+impl Handler<Probe> for BookingTimers {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Probe, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<TimerCount> for BookingTimers {

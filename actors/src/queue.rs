@@ -51,12 +51,23 @@ pub struct QueueActor {
     env: Arc<QueueEnv>,
     registry: Addr<Registry>,
     lapses: HashMap<i64, SpawnHandle>,
+    /// What this queue adds to the `kilowatt_queue_entries` gauge: (waiting, held).
+    counted: (f64, f64),
 }
 
 impl QueueActor {
     /// The queue of `charge_point_id`.
     pub fn new(charge_point_id: String, env: Arc<QueueEnv>, registry: Addr<Registry>) -> Self {
-        QueueActor { charge_point_id, env, registry, lapses: HashMap::new() }
+        QueueActor { charge_point_id, env, registry, lapses: HashMap::new(), counted: (0.0, 0.0) }
+    }
+
+    /// Brings this queue's share of the `kilowatt_queue_entries{status}` gauge up to date.
+    fn count_entries(&mut self, entries: &[QueueEntry]) {
+        let waiting = entries.iter().filter(|e| e.status == "waiting").count() as f64;
+        let held = entries.len() as f64 - waiting;
+        let (was_waiting, was_held) = std::mem::replace(&mut self.counted, (waiting, held));
+        metrics::gauge!("kilowatt_queue_entries", "status" => "waiting").increment(waiting - was_waiting);
+        metrics::gauge!("kilowatt_queue_entries", "status" => "held").increment(held - was_held);
     }
 
     /// Reloads entries, re-arms the lapse timers of holds, and offers every free connector.
@@ -80,7 +91,10 @@ impl QueueActor {
             }
             .into_actor(self)
             .map(|result, act, ctx| match result {
-                Ok(entries) => act.arm_lapses(ctx, &entries),
+                Ok(entries) => {
+                    act.count_entries(&entries);
+                    act.arm_lapses(ctx, &entries);
+                }
                 Err(error) => tracing::warn!(charge_point_id = %act.charge_point_id, %error, "queue refresh failed"),
             }),
         );
@@ -247,6 +261,7 @@ impl Actor for QueueActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.count_entries(&[]);
         self.registry.do_send(crate::registry::QueueClosed(self.charge_point_id.clone()));
     }
 }

@@ -177,6 +177,13 @@ pub struct ConnectorFreed {
 #[rtype(result = "()")]
 pub struct QueueClosed(pub String);
 
+/// Answered at once by the single actors (the registry, the booking timers' supervisor, the
+/// notifier): actix does not tell how full a mailbox is, so the round trip of this no-op
+/// measures how long messages wait there (`actor_mailbox_delay_seconds`).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Probe;
+
 /// The registry actor. Start it with [`Registry::start_supervised`].
 #[derive(Default)]
 pub struct Registry {
@@ -411,6 +418,12 @@ impl Handler<ConnectedChargers> for Registry {
     fn handle(&mut self, _msg: ConnectedChargers, _ctx: &mut Self::Context) -> usize {
         self.chargers.len()
     }
+}
+
+impl Handler<Probe> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Probe, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<Shutdown> for Registry {

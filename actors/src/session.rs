@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::json;
 
 use crate::billing;
@@ -21,7 +22,7 @@ use crate::ocpp::messages::RemoteStopTransactionRequest;
 use crate::registry::{CommandCharger, ConnectorFreed, Registry, SessionClosed, SessionLoaded};
 use crate::store::live_sessions::{self, OpenSessionAt};
 use crate::store::sessions::{self, Settle, Settlement};
-use crate::store::{DbPool, StoreError, pool, wallets};
+use crate::store::{DbPool, StoreError, pool, session_views, wallets};
 
 /// Timings and margins for sessions.
 #[derive(Debug, Clone)]
@@ -155,6 +156,8 @@ pub struct SessionActor {
     sample_interval: Duration,
     stop_requested: bool,
     timers: Vec<(Timer, SpawnHandle)>,
+    /// The status this actor is counted under in the `kilowatt_sessions` gauge.
+    counted_as: Option<&'static str>,
 }
 
 impl SessionActor {
@@ -171,6 +174,7 @@ impl SessionActor {
             sample_interval: Duration::seconds(60),
             stop_requested: false,
             timers: Vec::new(),
+            counted_as: None,
         }
     }
 
@@ -224,6 +228,9 @@ impl SessionActor {
         let env = self.env.clone();
         let id = self.id;
         let charge_point_id = self.state.as_ref().map(|s| s.charge_point_id.clone()).unwrap_or_default();
+        // What the store closes a session that never started as (see `sessions::settle`).
+        let never_started = self.state.as_ref().is_some_and(|s| s.session.status == "pending");
+        let final_status = if never_started { "failed" } else { status };
         ctx.wait(
             async move {
                 let how = Settle {
@@ -236,6 +243,7 @@ impl SessionActor {
                 let mut conn = pool::connection(&env.pool).await?;
                 let settlement = sessions::settle(&mut conn, id, &how, env.clock.now()).await?;
                 if let Settlement::Settled { energy_wh, cost, .. } = &settlement {
+                    count_settlement(final_status, *energy_wh, *cost);
                     publish_settled(&env.bus, &charge_point_id, id, *energy_wh, *cost);
                 }
                 Ok::<_, StoreError>(settlement)
@@ -367,6 +375,7 @@ impl SessionActor {
             self.disarm(ctx, Timer::Start);
             self.arm(ctx, Timer::MeterStall, now + settings.meter_stall_timeout);
         }
+        self.count_as(Some(if state.session.status == "pending" { "pending" } else { "active" }));
         self.stop_requested = state.session.stop_reason.is_some();
         if self.stop_requested {
             // A stop asked for before a restart: wait for StopTransaction, then settle anyway.
@@ -389,6 +398,7 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.count_as(None);
         self.registry.do_send(SessionClosed { session_id: self.id });
         if let Some(state) = &self.state {
             // The charger's queue (if any) looks at whether the connector is free now.
@@ -442,7 +452,10 @@ impl Handler<SessionEvent> for SessionActor {
                 self.send_remote_stop(ctx);
                 self.settle_now(ctx, "failed", format!("The charger reported a fault ({error_code})"));
             }
-            SessionEvent::Settled => ctx.stop(),
+            SessionEvent::Settled => {
+                count_settled_elsewhere(&self.env, self.id);
+                ctx.stop();
+            }
         }
     }
 }
@@ -493,6 +506,7 @@ impl Handler<StopSession> for SessionActor {
             let mut conn = pool::connection(&env.pool).await?;
             match sessions::settle(&mut conn, id, &how, env.clock.now()).await? {
                 Settlement::Settled { energy_wh, cost, .. } => {
+                    count_settlement(status, energy_wh, cost);
                     publish_settled(&env.bus, &state.charge_point_id, id, energy_wh, cost);
                     Ok(StopOutcome::Settled { status, energy_wh, cost })
                 }
@@ -511,6 +525,50 @@ impl Handler<StopSession> for SessionActor {
             result
         }))
     }
+}
+
+impl SessionActor {
+    /// Moves this session in the `kilowatt_sessions{status}` gauge (`None`: out of it).
+    fn count_as(&mut self, status: Option<&'static str>) {
+        if self.counted_as == status {
+            return;
+        }
+        if let Some(old) = self.counted_as {
+            metrics::gauge!("kilowatt_sessions", "status" => old).decrement(1.0);
+        }
+        if let Some(new) = status {
+            metrics::gauge!("kilowatt_sessions", "status" => new).increment(1.0);
+        }
+        self.counted_as = status;
+    }
+}
+
+/// Counts one settlement: by final status, with the energy and the money billed.
+fn count_settlement(status: &str, energy_wh: i64, cost: Decimal) {
+    metrics::counter!("kilowatt_sessions_settled_total", "status" => status.to_owned()).increment(1);
+    metrics::counter!("kilowatt_energy_delivered_wh_total").increment(u64::try_from(energy_wh).unwrap_or(0));
+    let paise = (cost * Decimal::ONE_HUNDRED).round().to_u64().unwrap_or(0);
+    metrics::counter!("kilowatt_billed_paise_total").increment(paise);
+}
+
+/// Counts a settlement made elsewhere (StopTransaction, a failed remote start, a superseding
+/// start): those paths only report that the session settled, so what it was billed is read
+/// back, off the actor, once.
+fn count_settled_elsewhere(env: &Arc<SessionEnv>, session_id: i64) {
+    let env = env.clone();
+    actix::spawn(async move {
+        let row = async {
+            let mut conn = pool::connection(&env.pool).await?;
+            session_views::by_id(&mut conn, session_id).await
+        };
+        match row.await {
+            Ok(Some(row)) if !matches!(row.status.as_str(), "pending" | "active") => {
+                count_settlement(&row.status, row.energy_wh, row.cost);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(session_id, %error, "settlement not counted in the metrics"),
+        }
+    });
 }
 
 /// Tells browsers a session closed.

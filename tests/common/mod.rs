@@ -8,6 +8,7 @@ pub mod browser;
 pub mod charge_point;
 pub mod db;
 pub mod phonepe;
+pub mod process;
 pub mod proxy;
 pub mod sms;
 pub mod smtp;

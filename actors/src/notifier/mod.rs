@@ -18,6 +18,7 @@ use self::email::{EmailContent, EmailSettings, Mailer};
 use self::plan::{Attempt, Channel, Outcome, RetryPolicy, Route, Step};
 use self::sms::{SmsSender, SmsSettings};
 use crate::clock::Clock;
+use crate::registry::Probe;
 use crate::store::models::User;
 use crate::store::notifications::{self, NewDelivery, NewNotification, Notification};
 use crate::store::{DbPool, StoreError, pool, users};
@@ -166,6 +167,12 @@ impl Handler<Notify> for Notifier {
     }
 }
 
+impl Handler<Probe> for Notifier {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Probe, _ctx: &mut Self::Context) {}
+}
+
 impl Handler<Shutdown> for Notifier {
     type Result = ();
 
@@ -235,6 +242,7 @@ const STORE_FAILURES_TOLERATED: u32 = 5;
 
 /// Takes one notification through its attempts to the end.
 async fn drive(env: Rc<Env>, id: i64) {
+    let _in_flight = InFlight::start();
     let mut store_failures = 0;
     loop {
         match advance(&env, id).await {
@@ -407,6 +415,23 @@ fn routes(env: &Env, user: &User) -> (Route, Route) {
         Route { chosen: user.notify_email, unavailable: email_unavailable },
         Route { chosen: user.notify_sms, unavailable: sms_unavailable },
     )
+}
+
+/// Counts a delivery under way in `kilowatt_notifications_in_flight` while it lives (also when
+/// the notifier stops and drops it).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("kilowatt_notifications_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("kilowatt_notifications_in_flight").decrement(1.0);
+    }
 }
 
 fn count(channel: Channel, outcome: Outcome) {
