@@ -28,9 +28,9 @@ use crate::http::response;
 use crate::state::AppState;
 
 /// Shortest and longest slot, minutes.
-const DURATION_MINUTES: std::ops::RangeInclusive<i64> = 15..=480;
-/// How far ahead a slot can be booked.
-const MAX_DAYS_AHEAD: i64 = 30;
+pub const DURATION_MINUTES: std::ops::RangeInclusive<i64> = 15..=480;
+/// How far ahead a slot can be booked, days.
+pub const MAX_DAYS_AHEAD: i64 = 30;
 /// A QR check-in code is issued per window of this many seconds and accepted for the current
 /// and the previous window.
 pub const CHECKIN_WINDOW_SECONDS: i64 = 600;
@@ -41,15 +41,15 @@ pub const CHECKIN_WINDOW_SECONDS: i64 = 600;
 pub struct NewBookingBody {
     /// The charge point ID.
     #[schema(example = "CP-001")]
-    charger_id: String,
+    pub charger_id: String,
     /// The connector (1..n).
     #[schema(example = 1)]
-    connector_id: i32,
+    pub connector_id: i32,
     /// Slot start, in the future (RFC 3339).
-    start_at: DateTime<Utc>,
+    pub start_at: DateTime<Utc>,
     /// Slot length, 15 to 480 minutes.
     #[schema(example = 60)]
-    duration_minutes: i64,
+    pub duration_minutes: i64,
 }
 
 /// Where a booking is.
@@ -182,7 +182,7 @@ impl BookingView {
 }
 
 /// The grace period and the refund cutoff, as chrono durations.
-fn policy(state: &AppState) -> (Duration, Duration) {
+pub fn policy(state: &AppState) -> (Duration, Duration) {
     let to_chrono = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
     (to_chrono(state.config.policy.grace_period), to_chrono(state.config.policy.booking_refund_cutoff))
 }
@@ -223,7 +223,13 @@ pub async fn create(
     body: web::Json<NewBookingBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    Ok(response::created(create_booking(&state, &auth, body.into_inner()).await?))
+}
+
+/// Books a slot and debits the fee, as `POST /api/users/bookings` and the booking form do:
+/// 422 for a bad field (named in the error), 404 for an unknown connector, 402
+/// `insufficient_balance`, 409 `slot_taken`, `booking_overlaps` or `charger_unavailable`.
+pub async fn create_booking(state: &AppState, auth: &Auth, body: NewBookingBody) -> Result<BookingView, ApiError> {
     let now = state.clock.now();
     if !valid_charge_point_id(&body.charger_id) {
         return Err(ApiError::validation("chargerId", "This is not a charge point ID."));
@@ -273,7 +279,7 @@ pub async fn create(
     drop(conn);
     tracing::info!(user_id = auth.user.id, booking_id = booking.id, charge_point_id = %body.charger_id, "slot booked");
     state.bookings.do_send(Track(booking.id));
-    Ok(response::created(view_of(&state, &auth, booking.id).await?))
+    view_of(state, auth, booking.id).await
 }
 
 /// Which bookings to list.
@@ -322,28 +328,39 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(50);
     let offset = query.offset.unwrap_or(0);
+    Ok(response::ok(list_bookings(&state, &auth, query.status.as_deref(), limit, offset).await?))
+}
+
+/// A page of the driver's bookings with their slot states, latest slot first, as
+/// `GET /api/users/bookings` and the bookings page show them; 422 for a bad status, limit or offset.
+pub async fn list_bookings(
+    state: &AppState,
+    auth: &Auth,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<BookingPage, ApiError> {
     if !(1..=100).contains(&limit) {
         return Err(ApiError::validation("limit", "limit is 1 to 100."));
     }
     if offset < 0 {
         return Err(ApiError::validation("offset", "offset is 0 or more."));
     }
-    if let Some(status) = query.status.as_deref().filter(|s| !bookings::STATUSES.contains(s)) {
+    if let Some(status) = status.filter(|s| !bookings::STATUSES.contains(s)) {
         return Err(ApiError::validation("status", format!("Unknown status {status:?}.")));
     }
     let mut conn = pool::connection(&state.pool).await?;
-    let (rows, total) =
-        bookings::list_for_user(&mut conn, auth.user.id, query.status.as_deref(), limit, offset).await?;
+    let (rows, total) = bookings::list_for_user(&mut conn, auth.user.id, status, limit, offset).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.booking.id).collect();
     let mut holds = bookings::hold_statuses(&mut conn, &ids).await?;
     let bookings = rows
         .into_iter()
         .map(|row| {
             let hold = holds.remove(&row.booking.id);
-            BookingView::new(row, hold, &state)
+            BookingView::new(row, hold, state)
         })
         .collect();
-    Ok(response::ok(BookingPage { bookings, total, limit, offset }))
+    Ok(BookingPage { bookings, total, limit, offset })
 }
 
 /// `GET /api/users/bookings/{bookingId}`: one of my bookings with its slot state.
@@ -408,19 +425,31 @@ pub async fn check_in(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = booking_id(&path)?;
+    Ok(response::ok(check_in_booking(&state, &auth, id, body.method, body.code.as_deref()).await?))
+}
+
+/// Checks the driver in to their booking during its grace period, as
+/// `PUT /api/users/bookings/{bookingId}/checkin` and the bookings page's Check in do.
+pub async fn check_in_booking(
+    state: &AppState,
+    auth: &Auth,
+    id: i64,
+    method: CheckInMethod,
+    code: Option<&str>,
+) -> Result<BookingView, ApiError> {
     let now = state.clock.now();
     let mut conn = pool::connection(&state.pool).await?;
     let row = bookings::find(&mut conn, id)
         .await?
         .filter(|row| row.booking.user_id == auth.user.id)
         .ok_or_else(|| ApiError::not_found("You have no such booking."))?;
-    let method = match body.method {
+    let method = match method {
         CheckInMethod::App => "app",
         CheckInMethod::Qr => {
-            let code = body.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
+            let code = code.map(str::trim).filter(|c| !c.is_empty());
             let code =
                 code.ok_or_else(|| ApiError::validation("code", "Scan the charger's QR code: its code is missing."))?;
-            if !checkin_code_valid(&state, &row.charge_point_id, row.connector_number, code, now) {
+            if !checkin_code_valid(state, &row.charge_point_id, row.connector_number, code, now) {
                 tracing::info!(user_id = auth.user.id, booking_id = id, "QR check-in with an invalid code");
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -431,7 +460,7 @@ pub async fn check_in(
             "qr"
         }
     };
-    let (grace, _) = policy(&state);
+    let (grace, _) = policy(state);
     match bookings::check_in(&mut conn, id, auth.user.id, method, grace, now).await? {
         CheckIn::CheckedIn(booking) => {
             tracing::info!(user_id = auth.user.id, booking_id = id, method, "checked in");
@@ -455,7 +484,7 @@ pub async fn check_in(
         CheckIn::Missing => return Err(ApiError::not_found("You have no such booking.")),
     }
     drop(conn);
-    Ok(response::ok(view_of(&state, &auth, id).await?))
+    view_of(state, auth, id).await
 }
 
 /// `DELETE /api/users/bookings/{bookingId}`: cancel a booking.
@@ -476,7 +505,13 @@ pub async fn check_in(
 #[delete("/api/users/bookings/{bookingId}")]
 pub async fn cancel(auth: Auth, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = booking_id(&path)?;
-    let (_, cutoff) = policy(&state);
+    Ok(response::ok(cancel_booking(&state, &auth, id).await?))
+}
+
+/// Cancels the driver's booking, refunding the fee per the cutoff, as
+/// `DELETE /api/users/bookings/{bookingId}` and the bookings page's Cancel do.
+pub async fn cancel_booking(state: &AppState, auth: &Auth, id: i64) -> Result<BookingView, ApiError> {
+    let (_, cutoff) = policy(state);
     let mut conn = pool::connection(&state.pool).await?;
     match bookings::cancel(&mut conn, id, auth.user.id, cutoff, state.clock.now()).await? {
         Cancel::Cancelled { refund } => {
@@ -495,7 +530,7 @@ pub async fn cancel(auth: Auth, path: web::Path<String>, state: web::Data<AppSta
         Cancel::Missing => return Err(ApiError::not_found("You have no such booking.")),
     }
     drop(conn);
-    Ok(response::ok(view_of(&state, &auth, id).await?))
+    view_of(state, auth, id).await
 }
 
 /// The check-in code query.

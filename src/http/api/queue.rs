@@ -120,12 +120,25 @@ pub async fn join(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::validation("connectorId", format!("Invalid body: {e}")))?
     };
+    Ok(response::created(join_queue(&state, &auth, &charge_point_id, request.connector_id).await?))
+}
+
+/// Puts the driver in a busy charger's queue (for one connector, or `None`: whichever frees
+/// first), as `POST /api/chargers/{chargePointId}/queue` and the charger page's Join queue do.
+/// Refuses with 409 `charging_here`, `connector_available` or `already_queued`.
+pub async fn join_queue(
+    state: &AppState,
+    auth: &Auth,
+    charge_point_id: &str,
+    connector_id: Option<i32>,
+) -> Result<QueuePlace, ApiError> {
+    let charge_point_id = charge_point(charge_point_id)?;
     let now = state.clock.now();
     let mut conn = pool::connection(&state.pool).await?;
     let (charger_id, connectors) = queue::charger_connectors(&mut conn, &charge_point_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No charger {charge_point_id}.")))?;
-    if let Some(connector) = request.connector_id
+    if let Some(connector) = connector_id
         && !connectors.contains(&connector)
     {
         return Err(ApiError::not_found(format!("No connector {connector} on {charge_point_id}.")));
@@ -135,7 +148,7 @@ pub async fn join(
     {
         return Err(ApiError::conflict("charging_here", "You are charging at this charger already."));
     }
-    for connector in connectors.iter().copied().filter(|c| request.connector_id.is_none_or(|r| r == *c)) {
+    for connector in connectors.iter().copied().filter(|c| connector_id.is_none_or(|r| r == *c)) {
         if queue::connector_free(&mut conn, charger_id, connector).await?
             && reservations::holding(&mut conn, charger_id, connector, now).await?.is_none()
             && queue::live_for_charger(&mut conn, charger_id).await?.is_empty()
@@ -146,16 +159,15 @@ pub async fn join(
             ));
         }
     }
-    let entry =
-        queue::join(&mut conn, charger_id, request.connector_id, auth.user.id, now).await.map_err(|e| match e {
-            JoinError::AlreadyQueued => ApiError::conflict("already_queued", "You are already waiting in a queue."),
-            JoinError::Store(e) => e.into(),
-        })?;
+    let entry = queue::join(&mut conn, charger_id, connector_id, auth.user.id, now).await.map_err(|e| match e {
+        JoinError::AlreadyQueued => ApiError::conflict("already_queued", "You are already waiting in a queue."),
+        JoinError::Store(e) => e.into(),
+    })?;
     let answer = place(&mut conn, entry, charge_point_id.clone()).await?;
     drop(conn);
     state.registry.do_send(QueueChanged(charge_point_id.clone()));
     tracing::info!(user_id = auth.user.id, %charge_point_id, position = answer.position, "joined a queue");
-    Ok(response::created(answer))
+    Ok(answer)
 }
 
 /// `DELETE /api/chargers/{chargePointId}/queue`: stop waiting (a held connector goes to the next driver).
@@ -171,7 +183,15 @@ pub async fn join(
 )]
 #[delete("/api/chargers/{chargePointId}/queue")]
 pub async fn leave(auth: Auth, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let charge_point_id = charge_point(&path)?;
+    leave_queue(&state, &auth, &path).await?;
+    Ok(response::ok(Empty {}))
+}
+
+/// Takes the driver out of a charger's queue (a held connector goes to the next driver), as
+/// `DELETE /api/chargers/{chargePointId}/queue` and the queue page's Leave do; 404 when they
+/// are not in it.
+pub async fn leave_queue(state: &AppState, auth: &Auth, charge_point_id: &str) -> Result<(), ApiError> {
+    let charge_point_id = charge_point(charge_point_id)?;
     let now = state.clock.now();
     let mut conn = pool::connection(&state.pool).await?;
     let (entry, _) = queue::live_for_driver(&mut conn, auth.user.id)
@@ -192,7 +212,7 @@ pub async fn leave(auth: Auth, path: web::Path<String>, state: web::Data<AppStat
     }
     state.registry.do_send(QueueChanged(charge_point_id.clone()));
     tracing::info!(user_id = auth.user.id, %charge_point_id, "left a queue");
-    Ok(response::ok(Empty {}))
+    Ok(())
 }
 
 /// `GET /api/queue`: where the driver is waiting.
@@ -206,10 +226,16 @@ pub async fn leave(auth: Auth, path: web::Path<String>, state: web::Data<AppStat
 )]
 #[get("/api/queue")]
 pub async fn mine(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(response::ok(places_of(&state, auth.user.id).await?))
+}
+
+/// Where the driver is waiting: their queue places (at most one), as `GET /api/queue` and the
+/// queue page show them.
+pub async fn places_of(state: &AppState, user_id: i64) -> Result<Vec<QueuePlace>, ApiError> {
     let mut conn = pool::connection(&state.pool).await?;
     let mut places = Vec::new();
-    if let Some((entry, charge_point_id)) = queue::live_for_driver(&mut conn, auth.user.id).await? {
+    if let Some((entry, charge_point_id)) = queue::live_for_driver(&mut conn, user_id).await? {
         places.push(place(&mut conn, entry, charge_point_id).await?);
     }
-    Ok(response::ok(places))
+    Ok(places)
 }

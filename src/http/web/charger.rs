@@ -1,6 +1,8 @@
 //! The charger page: live connector status (over `/ws`), Start on a free connector, and during
 //! the driver's own session there the live meter and Stop. Start and Stop go through the same
-//! functions as `POST /api/charging/start` and `/stop`.
+//! functions as `POST /api/charging/start` and `/stop`. A busy connector says why, and offers
+//! Join queue and Book a slot (or shows the driver's place in this charger's queue); a
+//! connector held for the driver (their queue turn or booking) says until when.
 
 use actix_web::ResponseError;
 use actix_web::http::StatusCode;
@@ -11,7 +13,9 @@ use kilowatt_actors::session::StopInitiator;
 use kilowatt_actors::store::{chargers, pool, session_views};
 use serde::Deserialize;
 
+use super::bookings::When;
 use super::dashboard::{duration, inr};
+use super::queue::{BusyContext, QueueSpot};
 use super::session::{Chrome, WebError, WebSession, html, see_other};
 use crate::http::api::charging::{StartRequest, begin, stop_session};
 use crate::http::api::session_view::SessionView;
@@ -31,12 +35,18 @@ struct ChargerPage {
     session: Option<LiveSession>,
     charging_elsewhere: bool,
     error: Option<String>,
+    user_topic: String,
+    queue_here: Option<QueueSpot>,
+    queued_elsewhere: Option<String>,
+    can_queue: bool,
 }
 
 struct Connector {
     number: i32,
     status: String,
     startable: bool,
+    busy: Option<String>,
+    held_for_me: Option<When>,
 }
 
 struct LiveSession {
@@ -51,7 +61,8 @@ struct LiveSession {
     cost: String,
 }
 
-async fn render(
+/// Renders the charger page (with a refusal to show, from Start or Join queue).
+pub(super) async fn render(
     session: &WebSession,
     state: &AppState,
     charge_point_id: &str,
@@ -89,15 +100,36 @@ async fn render(
         cost: inr(s.cost),
     });
     let can_start = usable && live.is_none() && !charging_elsewhere;
+    let me = session.user.id;
+    let busy = BusyContext::load(state, me, &view.charge_point_id, now).await?;
+    let mine = live.as_ref().map(|s| s.connector_id);
     let connectors = view
         .connectors
         .into_iter()
-        .map(|c| Connector {
-            number: c.connector_number,
-            startable: can_start && c.status == "Available",
-            status: c.status,
+        .map(|c| {
+            let n = c.connector_number;
+            let held_for_me = busy.held_for(n, me);
+            // A connector held for this driver may report Reserved; one held for another is theirs.
+            let free = if held_for_me.is_some() {
+                matches!(c.status.as_str(), "Available" | "Reserved" | "Preparing")
+            } else {
+                c.status == "Available" && !busy.held_for_another(n, me)
+            };
+            Connector {
+                number: n,
+                startable: can_start && free,
+                busy: if mine == Some(n) { None } else { busy.busy_reason(n, &c.status, me) },
+                held_for_me: held_for_me.map(When::clock),
+                status: c.status,
+            }
         })
         .collect();
+    let (queue_here, queued_elsewhere) = match busy.place {
+        Some(place) if place.charge_point_id == view.charge_point_id => (Some(QueueSpot::new(place)), None),
+        Some(place) => (None, Some(place.charge_point_id)),
+        None => (None, None),
+    };
+    let can_queue = queue_here.is_none() && queued_elsewhere.is_none() && live.is_none();
     let page = ChargerPage {
         chrome: session.chrome(&format!("Charger {}", view.charge_point_id)),
         charge_point_id: view.charge_point_id,
@@ -107,6 +139,10 @@ async fn render(
         session: live,
         charging_elsewhere,
         error,
+        user_topic: format!("user:{me}"),
+        queue_here,
+        queued_elsewhere,
+        can_queue,
     };
     html(status, &page)
 }
