@@ -244,7 +244,10 @@ impl BrowserSocket {
                 match events.recv().await {
                     Ok(event) => addr.do_send(Push(event)),
                     // A browser that fell behind loses the oldest updates, never the socket.
-                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        metrics::counter!("browser_events_dropped_total").increment(missed);
+                        continue;
+                    }
                     Err(RecvError::Closed) => break,
                 }
             }

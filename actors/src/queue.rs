@@ -215,8 +215,16 @@ async fn advance(
     // Whatever the charger said, Kilowatt holds the connector: nobody else can start on it.
     let status = if status == "rejected" { "unsupported" } else { status };
     let mut conn = pool::connection(&env.pool).await?;
-    reservations::set_status(&mut conn, reservation.id, status, env.clock.now()).await?;
+    let recorded = reservations::settle_requested(&mut conn, reservation.id, status, env.clock.now()).await?;
     drop(conn);
+    if !recorded {
+        // Released while the charger was answering (the driver left): the charger must not
+        // keep a reservation Kilowatt no longer holds.
+        if status == "accepted" {
+            cancel_reservation(registry, charge_point_id, reservation.id).await;
+        }
+        return Ok(false);
+    }
 
     let minutes = env.hold.num_minutes();
     let data = json!({

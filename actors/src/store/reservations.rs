@@ -92,6 +92,22 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Records the charger's answer to a ReserveNow, but only while the hold is still `requested`:
+/// a hold released meanwhile (the driver left, it lapsed) stays released. Answers whether it
+/// was recorded.
+pub async fn settle_requested(
+    conn: &mut AsyncPgConnection,
+    reservation_id: i32,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(reservations::table.find(reservation_id).filter(reservations::status.eq("requested")))
+        .set((reservations::status.eq(status), reservations::updated_at.eq(now)))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
 /// The hold on a connector right now, if any.
 pub async fn holding(
     conn: &mut AsyncPgConnection,

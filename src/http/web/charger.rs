@@ -191,11 +191,20 @@ pub async fn start(
     }
 }
 
+/// The Stop form: the CSRF token and, optionally, the page to go back to (history sends
+/// `/history`); without one, the charger's page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StopForm {
+    csrf: String,
+    next: String,
+}
+
 /// `POST /sessions/{id}/stop`: stops the driver's own session, as `POST /api/charging/stop`.
 pub async fn stop(
     session: WebSession,
     path: web::Path<i64>,
-    form: web::Form<super::auth::CsrfForm>,
+    form: web::Form<StopForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     session.check_csrf(&form.csrf)?;
@@ -207,7 +216,12 @@ pub async fn stop(
         .ok_or_else(|| WebError::not_found("You have no such session."))?;
     stop_session(&state, &row, StopInitiator::Driver).await?;
     tracing::info!(user_id = session.user.id, session_id = row.id, "driver stopped a session on the web");
-    Ok(see_other(&page_path(&row.charge_point_id)))
+    let back = if form.next.is_empty() {
+        page_path(&row.charge_point_id)
+    } else {
+        super::session::safe_next(Some(&form.next))
+    };
+    Ok(see_other(&back))
 }
 
 fn page_path(charge_point_id: &str) -> String {
