@@ -3,8 +3,8 @@
 //! updated live over `/ws`. Also the pieces the other owner pages share: the owner guard,
 //! charger rows with their live badges, links and time formatting.
 //!
-//! "Today" is the server's calendar day in UTC (midnight UTC to now, by the server's clock), as
-//! the API's "this month" is: a settled session counts on the day it was settled.
+//! "Today" is the calendar day in India (midnight IST to now, by the server's clock): a settled
+//! session counts on the day it was settled.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -154,7 +154,14 @@ pub async fn show(session: WebSession, state: web::Data<AppState>) -> Result<Htt
     let chargers = list_chargers(&state, &auth, None).await?;
     let owner_id = if auth.role == Role::Admin { None } else { Some(auth.user.id) };
     let now = state.clock.now();
-    let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
+    let ist = super::history::ist();
+    let midnight = now
+        .with_timezone(&ist)
+        .date_naive()
+        .and_time(NaiveTime::MIN)
+        .and_local_timezone(ist)
+        .single()
+        .map_or(now, |m| m.with_timezone(&Utc));
     let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
     let open = session_views::open_at_stations(&mut conn, owner_id).await.map_err(ApiError::from)?;
     let day = settled_between(&mut conn, owner_id, midnight, now + chrono::Duration::seconds(1))
@@ -189,7 +196,7 @@ pub async fn show(session: WebSession, state: web::Data<AppState>) -> Result<Htt
         chargers_total,
         active_sessions: open.len(),
         running_revenue: inr(open.iter().map(|s| s.cost).sum()),
-        today: midnight.format("%Y-%m-%d").to_string(),
+        today: midnight.with_timezone(&ist).format("%Y-%m-%d").to_string(),
         today_sessions: day.sessions,
         today_revenue: inr(day.revenue),
         today_energy_kwh: format!("{:.3}", Decimal::from(day.energy_wh) / Decimal::from(1000)),

@@ -9,7 +9,7 @@ use actix_web::ResponseError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use kilowatt_actors::accounts::Role;
 use kilowatt_actors::session::StopInitiator;
 use kilowatt_actors::store::chargers::{self, ChargerFilter};
@@ -113,10 +113,7 @@ impl Row {
     }
 }
 
-/// India Standard Time, which Kilowatt's pages show.
-pub fn ist() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("UTC+05:30 is a valid offset")
-}
+use super::history::ist;
 
 /// `12 Mar 2025, 14:05` in IST.
 fn local_time(at: DateTime<Utc>) -> String {

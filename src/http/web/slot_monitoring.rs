@@ -21,7 +21,8 @@ use serde::Deserialize;
 
 use super::FieldErrors;
 use super::dashboard::inr;
-use super::owner_sessions::{LIVE_TOPIC_LIMIT, ist};
+use super::history::ist;
+use super::owner_sessions::LIVE_TOPIC_LIMIT;
 use super::session::{Chrome, WebError, WebSession, html};
 use crate::http::api::bookings::slot_state;
 use crate::http::api::slot_monitoring::{MonitoringQuery, SlotMonitoring, SlotView, TimeRange, monitoring};
