@@ -208,6 +208,21 @@ pub struct OcppConfig {
     pub max_frame_bytes: usize,
     /// How long the OCPP message log is kept (`KILOWATT_OCPP_LOG_RETENTION_DAYS`).
     pub message_log_retention: Duration,
+    /// Actions whose CALLs and answers stay out of the OCPP message log
+    /// (`KILOWATT_OCPP_UNLOGGED_ACTIONS`, comma-separated, `none` to log everything; default
+    /// `Heartbeat,MeterValues`: a heartbeat causes no database write of its own, and meter
+    /// values are stored, raw value included, in their own table). CALLERRORs are always logged.
+    pub unlogged_actions: Vec<String>,
+    /// How often chargers' last-seen times are written, in one statement
+    /// (`KILOWATT_LAST_SEEN_FLUSH_SECONDS`).
+    pub last_seen_flush: Duration,
+    /// CALLs one charger may send per second, sustained (`KILOWATT_OCPP_RATE_LIMIT_PER_SECOND`).
+    pub rate_limit_per_second: u32,
+    /// CALLs one charger may send at once above that (`KILOWATT_OCPP_RATE_LIMIT_BURST`).
+    pub rate_limit_burst: u32,
+    /// Bytes queued for a charger that does not read its socket before it is disconnected
+    /// (`KILOWATT_OCPP_OUTBOX_HIGH_WATER_BYTES`).
+    pub outbox_high_water_bytes: usize,
 }
 
 /// Everything Kilowatt needs to run.
@@ -353,6 +368,23 @@ impl Source {
         } else {
             Err(invalid(name, &redact_url(&value), &format!("a URL starting with {}://", schemes.join("://, "))))
         }
+    }
+}
+
+/// Reads `KILOWATT_OCPP_UNLOGGED_ACTIONS`: OCPP action names (letters only), or `none`.
+fn unlogged_actions(value: &str) -> Result<Vec<String>, ConfigError> {
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let actions: Vec<String> = value.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+    if actions.iter().all(|a| a.bytes().all(|b| b.is_ascii_alphabetic())) {
+        Ok(actions)
+    } else {
+        Err(invalid(
+            "KILOWATT_OCPP_UNLOGGED_ACTIONS",
+            value,
+            "comma-separated OCPP actions such as Heartbeat,MeterValues, or none",
+        ))
     }
 }
 
@@ -585,6 +617,20 @@ impl Config {
                 message_log_retention: Duration::from_secs(
                     86_400 * s.bounded("KILOWATT_OCPP_LOG_RETENTION_DAYS", 30, 1, 3650, "days")?,
                 ),
+                unlogged_actions: unlogged_actions(
+                    &s.string("KILOWATT_OCPP_UNLOGGED_ACTIONS", "Heartbeat,MeterValues"),
+                )?,
+                last_seen_flush: s.seconds("KILOWATT_LAST_SEEN_FLUSH_SECONDS", 5, 1, 300)?,
+                rate_limit_per_second: s.bounded("KILOWATT_OCPP_RATE_LIMIT_PER_SECOND", 20, 1, 100_000, "messages")?
+                    as u32,
+                rate_limit_burst: s.bounded("KILOWATT_OCPP_RATE_LIMIT_BURST", 100, 1, 1_000_000, "messages")? as u32,
+                outbox_high_water_bytes: s.bounded(
+                    "KILOWATT_OCPP_OUTBOX_HIGH_WATER_BYTES",
+                    256 * 1024,
+                    4 * 1024,
+                    64 * 1024 * 1024,
+                    "bytes",
+                )? as usize,
             },
         })
     }

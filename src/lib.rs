@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod payments;
 pub mod server;

@@ -97,6 +97,7 @@ async fn wait_for_signal() -> std::io::Result<()> {
 
 /// Creates and migrates the database, then starts everything. Must run inside an actix system.
 pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartError> {
+    crate::limits::raise_open_files();
     let applied = database::prepare(config.database_url.expose()).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
@@ -113,18 +114,30 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     }
     let registry = Registry::start_supervised();
     let bus = Bus::default();
+    // The charger writers' batches (identities, boots, statuses, meter values, presence) get 8
+    // connections of their own: handshakes and API calls queueing for the main pool must never
+    // hold up the one batch that would answer them all.
+    let writer_pool =
+        pool::build_pool(config.database_url.expose(), PoolSettings { max_size: 8, timeout: config.db_timeout })?;
     let charger_env = Arc::new(ChargerEnv {
         pool: pool.clone(),
         clock: clock.clone(),
         bus: bus.clone(),
         registry: registry.clone(),
         log: OcppLog::start(pool.clone()),
+        last_seen: kilowatt_actors::last_seen::LastSeen::start(writer_pool.clone(), config.ocpp.last_seen_flush),
+        writes: kilowatt_actors::charger::ChargerWriters::start(writer_pool),
+        credentials: kilowatt_actors::charger::credentials::Credentials::new(config.secret_key.expose().as_bytes()),
         settings: ChargerSettings {
             heartbeat_interval: config.ocpp.heartbeat_interval,
             ping_interval: config.ocpp.ping_interval,
             call_timeout: config.ocpp.call_timeout,
             max_frame_bytes: config.ocpp.max_frame_bytes,
             min_start_balance: config.policy.min_start_balance,
+            rate_limit_per_second: config.ocpp.rate_limit_per_second,
+            rate_limit_burst: config.ocpp.rate_limit_burst,
+            outbox_high_water_bytes: config.ocpp.outbox_high_water_bytes,
+            unlogged_actions: config.ocpp.unlogged_actions.clone(),
         },
     });
     start_sessions(&config, &pool, &clock, &bus, &registry).await?;

@@ -1,13 +1,13 @@
 //! The OCPP WebSocket handshake: checks the charge point ID, the `ocpp1.6` sub-protocol,
-//! HTTP Basic auth for chargers with a password (security profile 1) and the unknown-charger
-//! policy, then hands the socket to a new ChargerActor.
+//! HTTP Basic auth for chargers with a password (security profile 1, checked at connect-storm
+//! speed by `charger::credentials`) and the unknown-charger policy, then hands the socket to a
+//! new ChargerActor.
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use base64::Engine;
-use kilowatt_actors::accounts::verify_pin;
 use kilowatt_actors::charger;
-use kilowatt_actors::store::{chargers, pool};
+use kilowatt_actors::charger::credentials::StoredPassword;
 
 use super::error::ApiError;
 use crate::config::UnknownChargerPolicy;
@@ -63,24 +63,40 @@ pub async fn connect(
             ApiError::bad_request("unsupported_subprotocol", "Offer the WebSocket sub-protocol ocpp1.6."),
         ));
     }
-    let mut conn = pool::connection(&state.pool).await?;
-    let identity = match chargers::find_identity(&mut conn, &charge_point_id).await? {
-        Some(identity) => identity,
-        None => match state.config.ocpp.unknown_chargers {
-            UnknownChargerPolicy::Reject => {
-                return Err(refuse(
-                    &charge_point_id,
-                    ApiError::not_found("Unknown charge point: register it with an owner first."),
-                ));
-            }
-            UnknownChargerPolicy::Accept => chargers::register_unknown(&mut conn, &charge_point_id, "accepted").await?,
-            UnknownChargerPolicy::Pending => chargers::register_unknown(&mut conn, &charge_point_id, "pending").await?,
-        },
+    // Looked up (and registered, per the policy) together with the other handshakes under way:
+    // a connect storm costs a few queries, not one per charger.
+    let register = match state.config.ocpp.unknown_chargers {
+        UnknownChargerPolicy::Reject => None,
+        UnknownChargerPolicy::Accept => Some("accepted"),
+        UnknownChargerPolicy::Pending => Some("pending"),
     };
-    drop(conn);
+    let found = state.chargers.writes.identities.submit((charge_point_id.clone(), register)).await;
+    let identity = match found.map_err(|error| {
+        tracing::warn!(%charge_point_id, %error, "charger lookup failed");
+        ApiError::unavailable("The central system is busy. Please try again shortly.")
+    })? {
+        Some(identity) => identity,
+        None => {
+            return Err(refuse(
+                &charge_point_id,
+                ApiError::not_found("Unknown charge point: register it with an owner first."),
+            ));
+        }
+    };
     if let Some(hash) = &identity.password_hash {
-        let authorized =
-            basic_password(req.headers(), &charge_point_id).is_some_and(|password| verify_pin(&password, hash));
+        // Argon2 only the first time a password is seen; see `charger::credentials`.
+        let authorized = match basic_password(req.headers(), &charge_point_id) {
+            None => false,
+            Some(password) => {
+                let stored = StoredPassword {
+                    charger_id: identity.id,
+                    charge_point_id: &charge_point_id,
+                    hash,
+                    mac: identity.password_mac.as_deref(),
+                };
+                state.chargers.credentials.verify(&state.pool, &stored, &password).await?
+            }
+        };
         if !authorized {
             let error = refuse(
                 &charge_point_id,

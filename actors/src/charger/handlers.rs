@@ -2,6 +2,11 @@
 //! over the store, called one at a time (in order) per connection. Each answers the
 //! CALLRESULT payload or a CALLERROR; a database failure becomes InternalError so the charger
 //! retries instead of losing the message.
+//!
+//! The most frequent messages never hold a database connection of their own: a Heartbeat is
+//! answered at once (last-seen goes to the presence batcher, [`crate::last_seen`]); Boot-,
+//! Status- and MeterValues go to the group-committing writers ([`crate::meter_writer`]) and
+//! are answered once their batch is committed.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
@@ -9,6 +14,7 @@ use serde_json::json;
 
 use super::ChargerEnv;
 use crate::bus::{charger_topic, session_topic};
+use crate::meter_writer::WriteError;
 use crate::ocpp::messages::core::*;
 use crate::ocpp::messages::firmware::*;
 use crate::ocpp::{
@@ -21,12 +27,10 @@ use crate::store::chargers::{self, BootReport, StatusReport};
 use crate::store::sessions::{
     self, IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome,
 };
-use crate::store::{StoreError, live_sessions, pool, wallets};
-
-/// How often, at most, a heartbeat writes last-seen to the database.
-const LAST_SEEN_WRITE_INTERVAL_SECONDS: i64 = 60;
+use crate::store::{AsyncPgConnection, StoreError, live_sessions, pool, wallets};
 
 /// What one connection knows about its charger.
+#[derive(Debug, Clone)]
 pub struct ConnectionState {
     /// The charger's row.
     pub charger_id: i64,
@@ -34,13 +38,21 @@ pub struct ConnectionState {
     pub charge_point_id: String,
     /// accepted, pending or rejected.
     pub registration_status: String,
-    /// When last-seen was last written.
-    pub last_seen_written: Option<DateTime<Utc>>,
 }
 
 fn internal(error: StoreError) -> CallError {
     tracing::error!(%error, "store error while handling a charger message");
     CallError::internal("The central system could not process the message; please retry.")
+}
+
+fn write_failed(error: WriteError) -> CallError {
+    tracing::error!(%error, "group-committed write failed while handling a charger message");
+    match error {
+        WriteError::Busy => CallError::internal("The central system is busy; please retry."),
+        WriteError::Store(_) | WriteError::Stopped => {
+            CallError::internal("The central system could not process the message; please retry.")
+        }
+    }
 }
 
 fn id_tag_info(decision: &IdTagDecision) -> IdTagInfo {
@@ -49,6 +61,12 @@ fn id_tag_info(decision: &IdTagDecision) -> IdTagInfo {
         parent_id_tag: decision.parent_id_tag.as_deref().and_then(|p| IdToken::new(p).ok()),
         expiry_date: decision.expiry,
     }
+}
+
+/// The answer to a Heartbeat: the time, and nothing to store (the connection notes last-seen
+/// for every frame it receives).
+pub fn heartbeat(env: &ChargerEnv) -> CentralSystemResponse {
+    HeartbeatResponse { current_time: env.clock.now() }.into()
 }
 
 /// Handles one request from the charger.
@@ -66,18 +84,8 @@ pub async fn handle(
             "This charge point is not accepted yet: send BootNotification and wait for Accepted.",
         ));
     }
-    // The most frequent message: a pool connection only when last-seen is due a write.
-    if matches!(request, ChargePointRequest::Heartbeat(_)) {
-        if state.last_seen_written.is_none_or(|at| (now - at).num_seconds() >= LAST_SEEN_WRITE_INTERVAL_SECONDS) {
-            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
-            chargers::touch_last_seen(&mut conn, state.charger_id, now).await.map_err(internal)?;
-            state.last_seen_written = Some(now);
-        }
-        return Ok(HeartbeatResponse { current_time: now }.into());
-    }
-    let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
-    let conn = &mut *conn;
-    Ok(match request {
+    match request {
+        ChargePointRequest::Heartbeat(_) => Ok(heartbeat(env)),
         ChargePointRequest::BootNotification(boot) => {
             let report = BootReport {
                 vendor: Some(boot.charge_point_vendor.as_str().to_string()),
@@ -91,8 +99,7 @@ pub async fn handle(
                 meter_serial: boot.meter_serial_number.map(|s| s.as_str().to_string()),
             };
             state.registration_status =
-                chargers::record_boot(conn, state.charger_id, &report, now).await.map_err(internal)?;
-            state.last_seen_written = Some(now);
+                env.writes.boots.submit((state.charger_id, report, now)).await.map_err(write_failed)?;
             let heartbeat = i32::try_from(env.settings.heartbeat_interval.as_secs()).unwrap_or(i32::MAX);
             let (status, interval) = match state.registration_status.as_str() {
                 "accepted" => (RegistrationStatus::Accepted, heartbeat),
@@ -104,10 +111,8 @@ pub async fn handle(
                 "chargerBooted",
                 json!({ "status": status.as_str() }),
             );
-            BootNotificationResponse { current_time: now, interval, status }.into()
+            Ok(BootNotificationResponse { current_time: now, interval, status }.into())
         }
-        // Answered before any checkout; see above.
-        ChargePointRequest::Heartbeat(_) => HeartbeatResponse { current_time: now }.into(),
         ChargePointRequest::StatusNotification(report) => {
             let status = StatusReport {
                 connector_number: i32::try_from(report.connector_id).unwrap_or(i32::MAX),
@@ -118,7 +123,7 @@ pub async fn handle(
                 vendor_error_code: report.vendor_error_code.map(|s| s.as_str().to_string()),
                 reported_at: report.timestamp,
             };
-            chargers::record_status(conn, state.charger_id, &status, now).await.map_err(internal)?;
+            env.writes.statuses.submit((state.charger_id, status.clone(), now)).await.map_err(write_failed)?;
             if status.status == "Available" && status.connector_number > 0 {
                 env.registry.do_send(ConnectorFreed {
                     charge_point_id: state.charge_point_id.clone(),
@@ -146,8 +151,37 @@ pub async fn handle(
                     "at": status.reported_at.unwrap_or(now),
                 }),
             );
-            StatusNotificationResponse {}.into()
+            Ok(StatusNotificationResponse {}.into())
         }
+        ChargePointRequest::MeterValues(values) => {
+            let connector_number = i32::try_from(values.connector_id).unwrap_or(i32::MAX);
+            record_meter_values(env, state, connector_number, values.transaction_id, &values.meter_value, now).await?;
+            Ok(MeterValuesResponse {}.into())
+        }
+        ChargePointRequest::StopTransaction(stop) => {
+            // Its readings first, through the meter writer, before this call holds a connection.
+            if let Some(data) = stop.transaction_data.as_deref().filter(|d| !d.is_empty()) {
+                record_meter_values(env, state, 0, Some(stop.transaction_id), data, now).await?;
+            }
+            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
+            stop_transaction(env, &mut conn, state, stop, now).await
+        }
+        request => {
+            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
+            handle_with_connection(env, &mut conn, state, request, now).await
+        }
+    }
+}
+
+/// Every other message, on one pooled connection.
+async fn handle_with_connection(
+    env: &ChargerEnv,
+    conn: &mut AsyncPgConnection,
+    state: &mut ConnectionState,
+    request: ChargePointRequest,
+    now: DateTime<Utc>,
+) -> Result<CentralSystemResponse, CallError> {
+    Ok(match request {
         ChargePointRequest::Authorize(request) => {
             let mut decision =
                 sessions::authorize_id_tag(conn, request.id_tag.as_str(), now).await.map_err(internal)?;
@@ -191,68 +225,6 @@ pub async fn handle(
             }
             .into()
         }
-        ChargePointRequest::MeterValues(values) => {
-            let connector_number = i32::try_from(values.connector_id).unwrap_or(i32::MAX);
-            record_meter_values(env, conn, state, connector_number, values.transaction_id, &values.meter_value, now)
-                .await?;
-            MeterValuesResponse {}.into()
-        }
-        ChargePointRequest::StopTransaction(stop) => {
-            if let Some(data) = stop.transaction_data.as_deref().filter(|d| !d.is_empty()) {
-                record_meter_values(env, conn, state, 0, Some(stop.transaction_id), data, now).await?;
-            }
-            let input = StopInput {
-                charger_id: state.charger_id,
-                transaction_id: stop.transaction_id,
-                meter_stop: stop.meter_stop,
-                timestamp: stop.timestamp,
-                reason: stop.reason.map(|r| r.as_str().to_string()),
-            };
-            let outcome = sessions::stop_transaction(conn, &input, now).await.map_err(internal)?;
-            match &outcome {
-                StopOutcome::Unknown => tracing::warn!(
-                    charge_point_id = %state.charge_point_id,
-                    transaction_id = stop.transaction_id,
-                    "StopTransaction for an unknown transaction: recorded and acknowledged"
-                ),
-                StopOutcome::Known {
-                    session_id,
-                    settlement: Settlement::Settled { energy_wh, cost, meter_fault, .. },
-                } => {
-                    env.registry.do_send(NotifySession { session_id: *session_id, event: SessionEvent::Settled });
-                    let data = json!({
-                        "chargePointId": state.charge_point_id,
-                        "sessionId": session_id,
-                        "transactionId": stop.transaction_id,
-                        "energyWh": energy_wh,
-                        "cost": cost,
-                        "meterFault": meter_fault,
-                    });
-                    env.bus.publish(charger_topic(&state.charge_point_id), "transactionStopped", data.clone());
-                    env.bus.publish(session_topic(*session_id), "sessionSettled", data);
-                }
-                StopOutcome::Known { session_id, settlement: Settlement::AlreadySettled } => {
-                    // Closed earlier (a fault, offline, the owner): the final reading may add
-                    // energy the last good reading did not show — at most one adjustment.
-                    let reconciled = live_sessions::reconcile_late_stop(conn, *session_id, stop.meter_stop, now)
-                        .await
-                        .map_err(internal)?;
-                    tracing::info!(
-                        charge_point_id = %state.charge_point_id,
-                        transaction_id = stop.transaction_id,
-                        ?reconciled,
-                        "StopTransaction for a session already settled"
-                    );
-                }
-            }
-            let id_tag_info = match stop.id_tag {
-                Some(tag) => {
-                    Some(id_tag_info(&sessions::authorize_id_tag(conn, tag.as_str(), now).await.map_err(internal)?))
-                }
-                None => None,
-            };
-            StopTransactionResponse { id_tag_info }.into()
-        }
         ChargePointRequest::DataTransfer(transfer) => {
             tracing::info!(
                 charge_point_id = %state.charge_point_id,
@@ -270,12 +242,77 @@ pub async fn handle(
             chargers::set_firmware_status(conn, state.charger_id, status.status.as_str()).await.map_err(internal)?;
             FirmwareStatusNotificationResponse {}.into()
         }
+
+        // Served by `handle` itself, without holding this connection.
+        ChargePointRequest::Heartbeat(_) => heartbeat(env),
+        ChargePointRequest::BootNotification(_)
+        | ChargePointRequest::StatusNotification(_)
+        | ChargePointRequest::MeterValues(_)
+        | ChargePointRequest::StopTransaction(_) => {
+            return Err(CallError::internal("The central system could not process the message; please retry."));
+        }
     })
 }
 
+/// A StopTransaction (its readings already stored): settles the session exactly once.
+async fn stop_transaction(
+    env: &ChargerEnv,
+    conn: &mut AsyncPgConnection,
+    state: &ConnectionState,
+    stop: StopTransactionRequest,
+    now: DateTime<Utc>,
+) -> Result<CentralSystemResponse, CallError> {
+    let input = StopInput {
+        charger_id: state.charger_id,
+        transaction_id: stop.transaction_id,
+        meter_stop: stop.meter_stop,
+        timestamp: stop.timestamp,
+        reason: stop.reason.map(|r| r.as_str().to_string()),
+    };
+    let outcome = sessions::stop_transaction(conn, &input, now).await.map_err(internal)?;
+    match &outcome {
+        StopOutcome::Unknown => tracing::warn!(
+            charge_point_id = %state.charge_point_id,
+            transaction_id = stop.transaction_id,
+            "StopTransaction for an unknown transaction: recorded and acknowledged"
+        ),
+        StopOutcome::Known { session_id, settlement: Settlement::Settled { energy_wh, cost, meter_fault, .. } } => {
+            env.registry.do_send(NotifySession { session_id: *session_id, event: SessionEvent::Settled });
+            let data = json!({
+                "chargePointId": state.charge_point_id,
+                "sessionId": session_id,
+                "transactionId": stop.transaction_id,
+                "energyWh": energy_wh,
+                "cost": cost,
+                "meterFault": meter_fault,
+            });
+            env.bus.publish(charger_topic(&state.charge_point_id), "transactionStopped", data.clone());
+            env.bus.publish(session_topic(*session_id), "sessionSettled", data);
+        }
+        StopOutcome::Known { session_id, settlement: Settlement::AlreadySettled } => {
+            // Closed earlier (a fault, offline, the owner): the final reading may add
+            // energy the last good reading did not show — at most one adjustment.
+            let reconciled =
+                live_sessions::reconcile_late_stop(conn, *session_id, stop.meter_stop, now).await.map_err(internal)?;
+            tracing::info!(
+                charge_point_id = %state.charge_point_id,
+                transaction_id = stop.transaction_id,
+                ?reconciled,
+                "StopTransaction for a session already settled"
+            );
+        }
+    }
+    let id_tag_info = match stop.id_tag {
+        Some(tag) => Some(id_tag_info(&sessions::authorize_id_tag(conn, tag.as_str(), now).await.map_err(internal)?)),
+        None => None,
+    };
+    Ok(StopTransactionResponse { id_tag_info }.into())
+}
+
+/// Stores readings through the group-committing meter writer (answered once committed), then
+/// tells the session and its watchers where the meter stands.
 async fn record_meter_values(
     env: &ChargerEnv,
-    conn: &mut crate::store::AsyncPgConnection,
     state: &ConnectionState,
     connector_number: i32,
     transaction_id: Option<i32>,
@@ -310,7 +347,11 @@ async fn record_meter_values(
             .filter(|s| (0..=100).contains(s)),
     };
     let sampled_at = values.iter().map(|v| v.timestamp).max().unwrap_or(now);
-    if let Some(progress) = sessions::record_meter_values(conn, &input, now).await.map_err(internal)? {
+    let progress = env.writes.meters.submit((input, now)).await.map_err(|error| {
+        tracing::error!(charge_point_id = %state.charge_point_id, %error, "meter values not stored");
+        write_failed(error)
+    })?;
+    if let Some(progress) = progress {
         env.registry.do_send(NotifySession {
             session_id: progress.session_id,
             event: SessionEvent::Progress {
@@ -338,7 +379,7 @@ async fn record_meter_values(
 /// An accepted driver whose wallet holds less than the minimum to start is answered Blocked.
 async fn refuse_without_balance(
     env: &ChargerEnv,
-    conn: &mut crate::store::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     decision: &mut IdTagDecision,
 ) -> Result<(), CallError> {
     if decision.status != "Accepted" {

@@ -2,10 +2,21 @@
 //! close), keeps at most one outgoing CALL in flight with a timeout, and feeds incoming CALLs
 //! one at a time, in order, to the plain functions in [`handlers`]. It registers with the
 //! Registry when it starts and unregisters when it stops, on every exit path.
+//!
+//! What keeps one charger from hurting the others: a token bucket on the CALLs it sends (over
+//! the limit a CALL is answered GenericError; a charger that keeps sending at several times the
+//! limit is disconnected), a bounded queue of calls waiting their turn, and a bounded outgoing
+//! queue ([`crate::outbox`]) that disconnects a charger which stopped reading its socket.
+//!
+//! What an idle connection costs is kept small: no task or channel of its own for incoming
+//! calls (a call's work is spawned on the actor only while it runs, and Heartbeats are answered
+//! inline), no buffers kept between messages, and no copy of the charger's password hash.
 
 pub mod command;
+pub mod credentials;
 pub mod handlers;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,21 +26,25 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use self::command::{CommandError, CommandQueue, InFlight, Pending, SendCommand};
+use self::credentials::Credentials;
 use self::handlers::ConnectionState;
 use crate::bus::{Bus, charger_topic};
 use crate::clock::Clock;
+use crate::last_seen::LastSeen;
+use crate::meter_writer::{BatchFuture, GroupCommit, MeterWriter, start_meter_writer};
 use crate::ocpp::messages::TriggerMessageRequest;
 use crate::ocpp::{
-    CallError, CentralSystemRequest, ChargePointRequest, Disposition, ErrorCode, Frame, MessageTrigger,
-    call_error_frame, call_result_frame,
+    CallError, CentralSystemRequest, CentralSystemResponse, ChargePointRequest, Disposition, ErrorCode, Frame,
+    MessageTrigger, call_error_frame, call_result_frame,
 };
+use crate::outbox::{self, Outbox, SocketOptions};
 use crate::registry::{CloseConnection, CloseReason, ConnectionHandle, RegisterCharger, Registry, UnregisterCharger};
-use crate::store::chargers::{self, ChargerIdentity};
+use crate::store::chargers::{self, BootWrite, ChargerIdentity, IdentityLookup, Presence, StatusWrite};
 use crate::store::ocpp_log::{LoggedFrame, OcppLog};
-use crate::store::{DbPool, pool};
+use crate::store::{AsyncPgConnection, DbPool};
 
 /// Settings for charger connections.
 #[derive(Debug, Clone)]
@@ -44,6 +59,15 @@ pub struct ChargerSettings {
     pub max_frame_bytes: usize,
     /// A driver's idTag is refused (Blocked) when the wallet holds less than this.
     pub min_start_balance: rust_decimal::Decimal,
+    /// CALLs a charger may send per second, sustained.
+    pub rate_limit_per_second: u32,
+    /// CALLs a charger may send at once on top of the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Bytes queued for a charger that does not read its socket before it is disconnected.
+    pub outbox_high_water_bytes: usize,
+    /// Actions whose CALLs and CALLRESULTs stay out of the OCPP message log (CALLERRORs are
+    /// always logged): the frequent ones whose content is stored elsewhere anyway.
+    pub unlogged_actions: Vec<String>,
 }
 
 /// What every charger connection shares.
@@ -58,14 +82,133 @@ pub struct ChargerEnv {
     pub registry: Addr<Registry>,
     /// The message log.
     pub log: OcppLog,
+    /// Last-seen times, connections and disconnections, written in batches.
+    pub last_seen: LastSeen,
+    /// Identity lookups, boots, statuses and meter values, group-committed.
+    pub writes: ChargerWriters,
+    /// Charger passwords, checked fast.
+    pub credentials: Credentials,
     /// Settings.
     pub settings: ChargerSettings,
 }
 
-/// Incoming CALLs a connection may have queued before it answers "busy".
-const INBOX: usize = 64;
+/// The group-commit writers every charger connection shares (see [`crate::meter_writer`]).
+#[derive(Clone)]
+pub struct ChargerWriters {
+    /// Handshake identity lookups (registering unknown chargers per the policy).
+    pub identities: GroupCommit<IdentityLookup, Option<ChargerIdentity>>,
+    /// BootNotifications; each answers the registration status.
+    pub boots: GroupCommit<BootWrite, String>,
+    /// StatusNotifications; each answers the connector's row.
+    pub statuses: GroupCommit<StatusWrite, i64>,
+    /// MeterValues; each answers where its session's meter stands.
+    pub meters: MeterWriter,
+}
+
+/// Batches in flight at once per writer: one being committed while the next fills.
+const WRITERS_PER_KIND: usize = 2;
+
+impl ChargerWriters {
+    /// Starts the writers on the current runtime, on connections from `pool`.
+    pub fn start(pool: DbPool) -> Self {
+        ChargerWriters {
+            identities: GroupCommit::start("identities", pool.clone(), WRITERS_PER_KIND, find_identities),
+            boots: GroupCommit::start("boots", pool.clone(), WRITERS_PER_KIND, write_boots),
+            statuses: GroupCommit::start("statuses", pool.clone(), WRITERS_PER_KIND, write_statuses),
+            meters: start_meter_writer(pool),
+        }
+    }
+}
+
+fn find_identities<'a>(
+    conn: &'a mut AsyncPgConnection,
+    lookups: &'a [IdentityLookup],
+) -> BatchFuture<'a, Option<ChargerIdentity>> {
+    Box::pin(chargers::find_or_register(conn, lookups))
+}
+
+fn write_boots<'a>(conn: &'a mut AsyncPgConnection, boots: &'a [BootWrite]) -> BatchFuture<'a, String> {
+    Box::pin(chargers::record_boots(conn, boots))
+}
+
+fn write_statuses<'a>(conn: &'a mut AsyncPgConnection, statuses: &'a [StatusWrite]) -> BatchFuture<'a, i64> {
+    Box::pin(chargers::record_statuses(conn, statuses))
+}
+
+/// Incoming CALLs a connection may have waiting before it answers "busy".
+const MAX_WAITING_CALLS: usize = 64;
+
+/// How long after connecting a charger that has not reported its status is asked for it.
+const STATUS_REFRESH_DELAY: Duration = Duration::from_secs(2);
+
+/// The window over which a flood is measured.
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// A charger offering more than this many times its sustained rate over a whole window is
+/// disconnected.
+const FLOOD_FACTOR: u32 = 3;
 
 static CONNECTION_TOKENS: AtomicU64 = AtomicU64::new(1);
+
+/// What the rate limiter says about one more CALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Within the limit.
+    Allow,
+    /// Over the limit: answer it with a CALLERROR.
+    Refuse,
+    /// Flooding: disconnect.
+    Disconnect,
+}
+
+/// A token bucket (`per_second` sustained, `burst` at once) plus a flood detector: more than
+/// `FLOOD_FACTOR × per_second` per second (plus the burst) offered over a [`FLOOD_WINDOW`].
+#[derive(Debug)]
+struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+    window_started: Instant,
+    offered: u32,
+    flood_threshold: u32,
+}
+
+impl RateLimiter {
+    fn new(per_second: u32, burst: u32, now: Instant) -> Self {
+        let per_second = per_second.max(1);
+        let window = u32::try_from(FLOOD_WINDOW.as_secs()).unwrap_or(u32::MAX);
+        RateLimiter {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            refilled: now,
+            window_started: now,
+            offered: 0,
+            flood_threshold: per_second.saturating_mul(FLOOD_FACTOR).saturating_mul(window).saturating_add(burst),
+        }
+    }
+
+    fn admit(&mut self, now: Instant) -> Admission {
+        if now.duration_since(self.window_started) >= FLOOD_WINDOW {
+            self.window_started = now;
+            self.offered = 0;
+        }
+        self.offered = self.offered.saturating_add(1);
+        if self.offered > self.flood_threshold {
+            return Admission::Disconnect;
+        }
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Admission::Allow
+        } else {
+            Admission::Refuse
+        }
+    }
+}
 
 /// A CALL waiting to be handled.
 struct IncomingCall {
@@ -120,12 +263,12 @@ impl FrameMeta {
             Frame::CallError(error) => Self::error(&error.message_id, action, error.error.code),
         }
     }
-}
 
-/// A frame the worker wants sent.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Outbound(String, FrameMeta);
+    /// A CALL or CALLRESULT of one of these actions (errors are always logged).
+    fn is_one_of(&self, actions: &[String]) -> bool {
+        matches!(self.message_type, Some(2 | 3)) && self.action.as_ref().is_some_and(|a| actions.contains(a))
+    }
+}
 
 /// Logs and counts a CALLERROR we answer a charger's CALL with.
 fn record_rejection(charge_point_id: &str, action: &str, error: &CallError) {
@@ -142,14 +285,24 @@ fn record_rejection(charge_point_id: &str, action: &str, error: &CallError) {
 
 /// The actor serving one charger's socket.
 pub struct ChargerActor {
-    identity: ChargerIdentity,
+    charger_id: i64,
+    charge_point_id: String,
+    accepted_at_connect: bool,
+    /// Whether the charger sent a BootNotification or StatusNotification on this connection.
+    reported: bool,
     env: Arc<ChargerEnv>,
     token: u64,
     connected_at: DateTime<Utc>,
-    inbox: Option<mpsc::Sender<IncomingCall>>,
+    /// Taken by the call being handled, given back when it is answered.
+    state: Option<ConnectionState>,
+    /// Whether the connection is recorded online (calls wait until it is).
+    ready: bool,
+    waiting: VecDeque<IncomingCall>,
     commands: CommandQueue,
     last_heard: Instant,
     fragment: Option<String>,
+    limiter: RateLimiter,
+    outbox: Outbox,
 }
 
 /// Upgrades the request to an OCPP 1.6J WebSocket served by a new [`ChargerActor`]. The caller
@@ -160,25 +313,45 @@ pub fn start(
     req: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let max_frame = env.settings.max_frame_bytes;
-    let actor = ChargerActor {
-        identity,
-        env: env.clone(),
+    let options = SocketOptions {
+        protocols: &["ocpp1.6"],
+        max_frame_bytes: env.settings.max_frame_bytes,
+        high_water_bytes: env.settings.outbox_high_water_bytes,
+        kind: "charger",
+    };
+    let now = Instant::now();
+    let limiter = RateLimiter::new(env.settings.rate_limit_per_second, env.settings.rate_limit_burst, now);
+    outbox::start(req, stream, &options, move |outbox| ChargerActor {
+        charger_id: identity.id,
+        accepted_at_connect: identity.registration_status == "accepted",
+        reported: false,
+        state: Some(ConnectionState {
+            charger_id: identity.id,
+            charge_point_id: identity.charge_point_id.clone(),
+            registration_status: identity.registration_status,
+        }),
+        charge_point_id: identity.charge_point_id,
+        env,
         token: CONNECTION_TOKENS.fetch_add(1, Ordering::Relaxed),
         // Wall-clock time, not the (possibly manual) clock: it tells connections apart.
         connected_at: Utc::now(),
-        inbox: None,
+        ready: false,
+        waiting: VecDeque::new(),
         commands: CommandQueue::default(),
-        last_heard: Instant::now(),
+        last_heard: now,
         fragment: None,
-    };
-    ws::WsResponseBuilder::new(actor, req, stream).protocols(&["ocpp1.6"]).frame_size(max_frame).start()
+        limiter,
+        outbox,
+    })
 }
 
 impl ChargerActor {
     fn log(&self, direction: &'static str, text: &str, meta: FrameMeta) {
+        if meta.is_one_of(&self.env.settings.unlogged_actions) {
+            return;
+        }
         self.env.log.record(LoggedFrame {
-            charge_point_id: self.identity.charge_point_id.clone(),
+            charge_point_id: self.charge_point_id.clone(),
             direction,
             message_type: meta.message_type,
             message_id: meta.message_id,
@@ -194,13 +367,45 @@ impl ChargerActor {
         ctx.text(text);
     }
 
+    /// Closes the socket with `code` and stops.
+    fn close(&mut self, code: ws::CloseCode, description: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.close(Some(ws::CloseReason { code, description: Some(description.into()) }));
+        ctx.stop();
+    }
+
+    /// Asks the rate limiter about one more frame; refuses or disconnects as it says.
+    fn admit(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> Admission {
+        let admission = self.limiter.admit(Instant::now());
+        match admission {
+            Admission::Allow => {}
+            Admission::Refuse => {
+                metrics::counter!("ocpp_rate_limited_total", "outcome" => "refused").increment(1);
+            }
+            Admission::Disconnect => {
+                tracing::warn!(
+                    charge_point_id = %self.charge_point_id,
+                    limit_per_second = self.env.settings.rate_limit_per_second,
+                    "charger keeps sending far over its rate limit: disconnecting"
+                );
+                metrics::counter!("ocpp_rate_limited_total", "outcome" => "disconnected").increment(1);
+                self.close(ws::CloseCode::Policy, "message rate limit exceeded", ctx);
+            }
+        }
+        admission
+    }
+
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.env.last_seen.seen(self.charger_id, self.env.clock.now());
         let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
                 self.log("in", text, FrameMeta { message_id: error.message_id.clone(), ..FrameMeta::default() });
+                // Unreadable frames cost a token like CALLs; over the limit they are dropped.
+                if error.disposition != Disposition::FailPending && self.admit(ctx) != Admission::Allow {
+                    return;
+                }
                 tracing::warn!(
-                    charge_point_id = %self.identity.charge_point_id,
+                    charge_point_id = %self.charge_point_id,
                     code = error.code.as_str(),
                     description = %error.description,
                     "malformed frame from charger"
@@ -240,26 +445,47 @@ impl ChargerActor {
         self.log("in", text, FrameMeta::of(&frame, answered_action));
         match frame {
             Frame::Call(call) => {
-                let Some(inbox) = &self.inbox else { return };
-                let message_id = call.message_id.clone();
-                let action = call.action.clone();
+                match self.admit(ctx) {
+                    Admission::Allow => {}
+                    Admission::Refuse => {
+                        let error = CallError::new(
+                            ErrorCode::GenericError,
+                            format!(
+                                "Rate limit exceeded: at most {} messages per second (bursts of {}); retry later.",
+                                self.env.settings.rate_limit_per_second, self.env.settings.rate_limit_burst
+                            ),
+                        );
+                        record_rejection(&self.charge_point_id, &call.action, &error);
+                        let meta = FrameMeta::error(&call.message_id, Some(&call.action), error.code);
+                        return self.send_text(call_error_frame(&call.message_id, &error), meta, ctx);
+                    }
+                    Admission::Disconnect => return,
+                }
+                if self.waiting.len() >= MAX_WAITING_CALLS {
+                    let error =
+                        CallError::new(ErrorCode::GenericError, "Too many messages in flight; slow down and retry.");
+                    record_rejection(&self.charge_point_id, &call.action, &error);
+                    let meta = FrameMeta::error(&call.message_id, Some(&call.action), error.code);
+                    return self.send_text(call_error_frame(&call.message_id, &error), meta, ctx);
+                }
+                if matches!(call.action.as_str(), "BootNotification" | "StatusNotification") {
+                    self.reported = true;
+                }
                 let incoming = IncomingCall {
                     message_id: call.message_id,
                     action: call.action,
                     payload: call.payload,
                     received: Instant::now(),
                 };
-                if inbox.try_send(incoming).is_err() {
-                    let error =
-                        CallError::new(ErrorCode::GenericError, "Too many messages in flight; slow down and retry.");
-                    record_rejection(&self.identity.charge_point_id, &action, &error);
-                    let meta = FrameMeta::error(&message_id, Some(&action), error.code);
-                    self.send_text(call_error_frame(&message_id, &error), meta, ctx);
+                if self.may_serve(&incoming.action) && self.waiting.is_empty() {
+                    self.serve(incoming, ctx);
+                } else {
+                    self.waiting.push_back(incoming);
                 }
             }
             Frame::CallResult(result) => {
                 let Some(in_flight) = self.commands.take_if(&result.message_id) else {
-                    tracing::warn!(charge_point_id = %self.identity.charge_point_id, message_id = %result.message_id, "CALLRESULT for no outstanding CALL: ignored");
+                    tracing::warn!(charge_point_id = %self.charge_point_id, message_id = %result.message_id, "CALLRESULT for no outstanding CALL: ignored");
                     return;
                 };
                 ctx.cancel_future(in_flight.timeout);
@@ -297,14 +523,102 @@ impl ChargerActor {
         }
     }
 
+    /// Whether a CALL with this action can be served now: none is being handled, and the
+    /// connection is recorded online — except for what reads nothing that depends on it
+    /// (Boot-, Status- and Heartbeat), which need not wait for that write in a connect storm.
+    fn may_serve(&self, action: &str) -> bool {
+        self.state.is_some()
+            && (self.ready || matches!(action, "BootNotification" | "StatusNotification" | "Heartbeat"))
+    }
+
+    /// Serves waiting calls, in order, while none is being handled.
+    fn serve_waiting(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while self.waiting.front().is_some_and(|call| self.may_serve(&call.action)) {
+            let Some(call) = self.waiting.pop_front() else { break };
+            self.serve(call, ctx);
+        }
+        if self.waiting.is_empty() && self.waiting.capacity() > 0 {
+            // An idle connection keeps no queue.
+            self.waiting = VecDeque::new();
+        }
+    }
+
+    /// Handles one CALL: a Heartbeat (or an invalid payload) is answered at once; anything else
+    /// runs on the actor, holding the connection's state, until it is answered.
+    fn serve(&mut self, call: IncomingCall, ctx: &mut ws::WebsocketContext<Self>) {
+        let IncomingCall { message_id, action, payload, received } = call;
+        let request = match ChargePointRequest::parse(&action, &payload) {
+            Ok(ChargePointRequest::Heartbeat(_)) => {
+                return self.answer(&message_id, &action, received, Ok(handlers::heartbeat(&self.env)), ctx);
+            }
+            Ok(request) => request,
+            Err(error) => return self.answer(&message_id, &action, received, Err(error), ctx),
+        };
+        drop(payload);
+        let Some(mut state) = self.state.take() else { return };
+        let env = self.env.clone();
+        let work = async move {
+            let reply = handlers::handle(&env, &mut state, request).await;
+            (state, reply)
+        };
+        ctx.spawn(work.into_actor(self).map(move |(state, reply), actor, ctx| {
+            actor.state = Some(state);
+            actor.answer(&message_id, &action, received, reply, ctx);
+            actor.serve_waiting(ctx);
+        }));
+    }
+
+    /// Sends the CALLRESULT or CALLERROR for a handled CALL, and counts it.
+    fn answer(
+        &mut self,
+        message_id: &str,
+        action: &str,
+        received: Instant,
+        reply: Result<CentralSystemResponse, CallError>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let (text, meta) = match reply {
+            Ok(response) => {
+                metrics::counter!("ocpp_messages_total", "action" => action.to_string(), "outcome" => "ok")
+                    .increment(1);
+                (call_result_frame(message_id, &response.payload()), FrameMeta::result(message_id, Some(action)))
+            }
+            Err(error) => {
+                record_rejection(&self.charge_point_id, action, &error);
+                let meta = FrameMeta::error(message_id, Some(action), error.code);
+                (call_error_frame(message_id, &error), meta)
+            }
+        };
+        metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_string())
+            .record(received.elapsed().as_secs_f64());
+        self.send_text(text, meta, ctx);
+    }
+
+    /// Sends `pending` now if no command is in flight, else queues it behind the others.
+    fn dispatch(&mut self, pending: Pending, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.commands.in_flight.is_none() && self.commands.waiting.is_empty() {
+            self.send_command(pending, ctx);
+        } else {
+            self.commands.waiting.push_back(pending);
+            self.pump(ctx);
+        }
+    }
+
     /// Sends the next waiting command if none is in flight.
     fn pump(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.commands.in_flight.is_some() {
-            return;
+        while self.commands.in_flight.is_none() {
+            let Some(pending) = self.commands.waiting.pop_front() else { break };
+            self.send_command(pending, ctx);
         }
-        let Some(pending) = self.commands.waiting.pop_front() else { return };
+        if self.commands.waiting.is_empty() && self.commands.waiting.capacity() > 0 {
+            self.commands.waiting = VecDeque::new();
+        }
+    }
+
+    /// Sends one command (unless its caller gave up) and arms its timeout.
+    fn send_command(&mut self, pending: Pending, ctx: &mut ws::WebsocketContext<Self>) {
         if pending.reply.is_closed() {
-            return self.pump(ctx);
+            return;
         }
         let message_id = self.commands.next_message_id();
         let text = pending.request.to_call(message_id.clone()).to_json();
@@ -315,7 +629,7 @@ impl ChargerActor {
         let handle = ctx.run_later(timeout, move |actor, ctx| {
             if let Some(in_flight) = actor.commands.take_if(&id_for_timeout) {
                 let action = in_flight.pending.request.action().to_string();
-                tracing::warn!(charge_point_id = %actor.identity.charge_point_id, %action, "command timed out");
+                tracing::warn!(charge_point_id = %actor.charge_point_id, %action, "command timed out");
                 metrics::counter!("ocpp_commands_total", "action" => action.clone(), "result" => "timeout")
                     .increment(1);
                 let _ = in_flight.pending.reply.send(Err(CommandError::Timeout { action, seconds: timeout.as_secs() }));
@@ -332,45 +646,16 @@ impl ChargerActor {
             connector_id: None,
         });
         let addr = ctx.address();
-        let charge_point_id = self.identity.charge_point_id.clone();
+        let charge_point_id = self.charge_point_id.clone();
         actix_rt::spawn(async move {
             if let Ok(Err(error)) = addr.send(SendCommand(request)).await {
                 tracing::info!(%charge_point_id, %error, "status refresh after reconnect not answered");
             }
         });
     }
-}
 
-/// Runs the connection's incoming CALLs one at a time, in arrival order.
-async fn serve_calls(
-    env: Arc<ChargerEnv>,
-    mut state: ConnectionState,
-    addr: Addr<ChargerActor>,
-    mut inbox: mpsc::Receiver<IncomingCall>,
-) {
-    while let Some(call) = inbox.recv().await {
-        let reply = match ChargePointRequest::parse(&call.action, &call.payload) {
-            Err(error) => Err(error),
-            Ok(request) => handlers::handle(&env, &mut state, request).await,
-        };
-        let elapsed = call.received.elapsed().as_secs_f64();
-        let (text, meta) = match reply {
-            Ok(response) => {
-                metrics::counter!("ocpp_messages_total", "action" => call.action.clone(), "outcome" => "ok")
-                    .increment(1);
-                (
-                    call_result_frame(&call.message_id, &response.payload()),
-                    FrameMeta::result(&call.message_id, Some(&call.action)),
-                )
-            }
-            Err(error) => {
-                record_rejection(&state.charge_point_id, &call.action, &error);
-                let meta = FrameMeta::error(&call.message_id, Some(&call.action), error.code);
-                (call_error_frame(&call.message_id, &error), meta)
-            }
-        };
-        metrics::histogram!("ocpp_message_duration_seconds", "action" => call.action).record(elapsed);
-        addr.do_send(Outbound(text, meta));
+    fn presence(&self) -> Presence {
+        Presence { charger_id: self.charger_id, connected_at: self.connected_at, seen_at: self.env.clock.now() }
     }
 }
 
@@ -381,60 +666,48 @@ impl Actor for ChargerActor {
         ctx.set_mailbox_capacity(256);
         let addr = ctx.address();
         self.env.registry.do_send(RegisterCharger {
-            charge_point_id: self.identity.charge_point_id.clone(),
-            handle: ConnectionHandle {
-                token: self.token,
-                close: addr.clone().recipient(),
-                commands: addr.clone().recipient(),
-            },
+            charge_point_id: self.charge_point_id.clone(),
+            handle: ConnectionHandle { token: self.token, close: addr.clone().recipient(), commands: addr.recipient() },
         });
         metrics::gauge!("ocpp_connected_chargers").increment(1.0);
-        tracing::info!(charge_point_id = %self.identity.charge_point_id, "charger connected");
+        tracing::info!(charge_point_id = %self.charge_point_id, "charger connected");
 
-        let (sender, receiver) = mpsc::channel(INBOX);
-        self.inbox = Some(sender);
-        let state = ConnectionState {
-            charger_id: self.identity.id,
-            charge_point_id: self.identity.charge_point_id.clone(),
-            registration_status: self.identity.registration_status.clone(),
-            last_seen_written: Some(self.connected_at),
-        };
+        // Online before the first message is handled, so nothing reads a stale "offline".
         let env = self.env.clone();
-        let (charger_id, connected_at) = (self.identity.id, self.connected_at);
-        let charge_point_id = self.identity.charge_point_id.clone();
-        ctx.spawn(
-            async move {
-                // Online before the first message is handled, so nothing reads a stale "offline".
-                match pool::connection(&env.pool).await {
-                    Ok(mut conn) => {
-                        if let Err(error) = chargers::mark_connected(&mut conn, charger_id, connected_at).await {
-                            tracing::error!(%charge_point_id, %error, "could not mark charger online");
-                        }
-                    }
-                    Err(error) => tracing::error!(%charge_point_id, %error, "could not mark charger online"),
-                }
-                env.bus.publish(
-                    charger_topic(&charge_point_id),
-                    "chargerOnline",
-                    json!({ "chargePointId": charge_point_id, "online": true }),
-                );
-                serve_calls(env, state, addr, receiver).await;
+        let presence = self.presence();
+        let charge_point_id = self.charge_point_id.clone();
+        let online = async move {
+            if let Err(error) = env.last_seen.connected(presence).await {
+                tracing::error!(%charge_point_id, %error, "could not mark charger online");
             }
-            .into_actor(self),
-        );
+            env.bus.publish(
+                charger_topic(&charge_point_id),
+                "chargerOnline",
+                json!({ "chargePointId": charge_point_id, "online": true }),
+            );
+        };
+        ctx.spawn(online.into_actor(self).map(|(), actor, ctx| {
+            actor.ready = true;
+            actor.serve_waiting(ctx);
+        }));
 
         let ping_interval = self.env.settings.ping_interval;
         ctx.run_interval(ping_interval, move |actor, ctx| {
             if actor.last_heard.elapsed() > ping_interval * 2 {
-                tracing::warn!(charge_point_id = %actor.identity.charge_point_id, "no sign of life for two ping intervals: dropping the connection");
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Away, description: Some("no pong".into()) }));
-                ctx.stop();
+                tracing::warn!(charge_point_id = %actor.charge_point_id, "no sign of life for two ping intervals: dropping the connection");
+                actor.close(ws::CloseCode::Away, "no pong", ctx);
             } else {
                 ctx.ping(b"kw");
             }
         });
-        if self.identity.registration_status == "accepted" {
-            self.request_status(ctx);
+        if self.accepted_at_connect {
+            // A charger that boots reports its connectors itself; one that only reconnected
+            // (or has not said a word yet) is asked, so our view is never stale.
+            ctx.run_later(STATUS_REFRESH_DELAY, |actor, ctx| {
+                if !actor.reported {
+                    actor.request_status(ctx);
+                }
+            });
         }
     }
 
@@ -443,18 +716,22 @@ impl Actor for ChargerActor {
         metrics::gauge!("ocpp_connected_chargers").decrement(1.0);
         self.env
             .registry
-            .do_send(UnregisterCharger { charge_point_id: self.identity.charge_point_id.clone(), token: self.token });
+            .do_send(UnregisterCharger { charge_point_id: self.charge_point_id.clone(), token: self.token });
+        if self.outbox.overflowed() {
+            tracing::warn!(
+                charge_point_id = %self.charge_point_id,
+                high_water_bytes = self.outbox.high_water_bytes(),
+                "charger stopped reading its socket: disconnected"
+            );
+        }
+        tracing::info!(charge_point_id = %self.charge_point_id, "charger disconnected");
         let env = self.env.clone();
-        let (charger_id, connected_at) = (self.identity.id, self.connected_at);
-        let charge_point_id = self.identity.charge_point_id.clone();
-        tracing::info!(%charge_point_id, "charger disconnected");
-        actix_rt::spawn(async move {
-            let now = env.clock.now();
-            let marked = match pool::connection(&env.pool).await {
-                Ok(mut conn) => chargers::mark_disconnected(&mut conn, charger_id, connected_at, now).await,
-                Err(error) => Err(error),
-            };
-            match marked {
+        let presence = self.presence();
+        let charge_point_id = std::mem::take(&mut self.charge_point_id);
+        // The connection only counts as closed once the charger is recorded offline (so a
+        // graceful shutdown leaves every charger offline with its last-seen time written).
+        self.outbox.finish_with(async move {
+            match env.last_seen.disconnected(presence).await {
                 Ok(true) => env.bus.publish(
                     charger_topic(&charge_point_id),
                     "chargerOffline",
@@ -475,7 +752,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ChargerActor {
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Binary(_)) => {
-                tracing::warn!(charge_point_id = %self.identity.charge_point_id, "binary frame from charger: OCPP-J is text only; ignored");
+                tracing::warn!(charge_point_id = %self.charge_point_id, "binary frame from charger: OCPP-J is text only; ignored");
                 metrics::counter!("ocpp_frames_rejected_total", "code" => "BinaryFrame").increment(1);
             }
             Ok(ws::Message::Continuation(item)) => self.on_continuation(item, ctx),
@@ -485,16 +762,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ChargerActor {
             }
             Ok(ws::Message::Nop) => {}
             Err(ws::ProtocolError::Overflow) => {
-                tracing::warn!(charge_point_id = %self.identity.charge_point_id, max = self.env.settings.max_frame_bytes, "frame too large: closing with 1009");
+                tracing::warn!(charge_point_id = %self.charge_point_id, max = self.env.settings.max_frame_bytes, "frame too large: closing with 1009");
                 metrics::counter!("ocpp_frames_rejected_total", "code" => "FrameTooLarge").increment(1);
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Size,
-                    description: Some("frame too large".into()),
-                }));
-                ctx.stop();
+                self.close(ws::CloseCode::Size, "frame too large", ctx);
             }
             Err(error) => {
-                tracing::warn!(charge_point_id = %self.identity.charge_point_id, %error, "WebSocket protocol error: closing");
+                tracing::warn!(charge_point_id = %self.charge_point_id, %error, "WebSocket protocol error: closing");
                 ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Protocol, description: None }));
                 ctx.stop();
             }
@@ -536,20 +809,8 @@ impl ChargerActor {
         };
         if !ok {
             self.fragment = None;
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Size,
-                description: Some("message too large".into()),
-            }));
-            ctx.stop();
+            self.close(ws::CloseCode::Size, "message too large", ctx);
         }
-    }
-}
-
-impl Handler<Outbound> for ChargerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
-        self.send_text(msg.0, msg.1, ctx);
     }
 }
 
@@ -558,8 +819,7 @@ impl Handler<SendCommand> for ChargerActor {
 
     fn handle(&mut self, msg: SendCommand, ctx: &mut Self::Context) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        self.commands.waiting.push_back(Pending { request: msg.0, reply });
-        self.pump(ctx);
+        self.dispatch(Pending { request: msg.0, reply }, ctx);
         Box::pin(async move { answer.await.unwrap_or(Err(CommandError::Disconnected)) })
     }
 }
@@ -572,7 +832,41 @@ impl Handler<CloseConnection> for ChargerActor {
             CloseReason::Shutdown => (ws::CloseCode::Away, "central system shutting down"),
             CloseReason::Replaced => (ws::CloseCode::Policy, "replaced by a newer connection"),
         };
-        ctx.close(Some(ws::CloseReason { code, description: Some(description.into()) }));
-        ctx.stop();
+        self.close(code, description, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_sustained_rate() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(20, 100, start);
+        assert!((0..100).all(|_| limiter.admit(start) == Admission::Allow));
+        assert_eq!(limiter.admit(start), Admission::Refuse);
+        // Half a second later, ten more tokens.
+        let later = start + Duration::from_millis(500);
+        assert_eq!((0..12).filter(|_| limiter.admit(later) == Admission::Allow).count(), 10);
+    }
+
+    #[test]
+    fn a_charger_sending_three_times_the_rate_for_a_whole_window_is_disconnected() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(20, 100, start);
+        // 3 × 20/s for 10 s, plus the burst: still tolerated (mostly refused).
+        let mut last = Admission::Allow;
+        for i in 0..700u64 {
+            last = limiter.admit(start + Duration::from_millis(i * 14));
+        }
+        assert_ne!(last, Admission::Disconnect);
+        assert_eq!(limiter.admit(start + Duration::from_millis(9_900)), Admission::Disconnect);
+        // A new window starts afresh.
+        let mut limiter = RateLimiter::new(20, 100, start);
+        for i in 0..600u64 {
+            limiter.admit(start + Duration::from_millis(i * 16));
+        }
+        assert_ne!(limiter.admit(start + Duration::from_secs(11)), Admission::Disconnect);
     }
 }

@@ -1,8 +1,12 @@
 //! Queries on `chargers`, `connectors` and `connector_status_history`: identity at the
-//! handshake, what BootNotification reports, connection state, and connector status.
+//! handshake, what BootNotification reports, connection state (written in batches: many
+//! connections, disconnections or last-seen times per statement), and connector status.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -23,6 +27,9 @@ pub struct ChargerIdentity {
     pub password_hash: Option<String>,
     /// accepted, pending or rejected.
     pub registration_status: String,
+    /// A fast keyed hash of the same password, written after a successful Argon2 check
+    /// (see `charger::credentials`).
+    pub password_mac: Option<String>,
 }
 
 /// Finds a charger by charge point ID.
@@ -38,20 +45,52 @@ pub async fn find_identity(
         .optional()?)
 }
 
-/// Registers a charger nobody registered (per the unknown-charger policy), unassigned, with the
-/// given registration status; answers the row (existing or new, if two connections race).
-pub async fn register_unknown(
+/// A handshake's lookup: the charge point ID, and the registration status to register it
+/// with if it is unknown (`None`: do not register).
+pub type IdentityLookup = (String, Option<&'static str>);
+
+/// Finds many chargers at once (the handshakes of a connect storm), registering unknown ones
+/// whose lookup says so (unassigned, with that status). Answers in input order.
+pub async fn find_or_register(
     conn: &mut AsyncPgConnection,
-    charge_point_id: &str,
-    registration_status: &str,
-) -> Result<ChargerIdentity, StoreError> {
-    diesel::insert_into(chargers::table)
-        .values((chargers::charge_point_id.eq(charge_point_id), chargers::registration_status.eq(registration_status)))
-        .on_conflict(chargers::charge_point_id)
-        .do_nothing()
-        .execute(conn)
-        .await?;
-    find_identity(conn, charge_point_id).await?.ok_or(StoreError::Query(diesel::result::Error::NotFound))
+    lookups: &[IdentityLookup],
+) -> Result<Vec<Option<ChargerIdentity>>, StoreError> {
+    let ids: Vec<&str> = lookups.iter().map(|(id, _)| id.as_str()).collect();
+    let mut found: HashMap<String, ChargerIdentity> = chargers::table
+        .filter(chargers::charge_point_id.eq_any(&ids))
+        .select(ChargerIdentity::as_select())
+        .load(conn)
+        .await?
+        .into_iter()
+        .map(|identity| (identity.charge_point_id.clone(), identity))
+        .collect();
+    let mut missing: Vec<(&str, &str)> = lookups
+        .iter()
+        .filter(|(id, _)| !found.contains_key(id))
+        .filter_map(|(id, register)| register.map(|status| (id.as_str(), status)))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup_by_key(|(id, _)| *id);
+    if !missing.is_empty() {
+        let rows: Vec<_> = missing
+            .iter()
+            .map(|(id, status)| (chargers::charge_point_id.eq(*id), chargers::registration_status.eq(*status)))
+            .collect();
+        diesel::insert_into(chargers::table)
+            .values(rows)
+            .on_conflict(chargers::charge_point_id)
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        let ids: Vec<&str> = missing.iter().map(|(id, _)| *id).collect();
+        let registered: Vec<ChargerIdentity> = chargers::table
+            .filter(chargers::charge_point_id.eq_any(&ids))
+            .select(ChargerIdentity::as_select())
+            .load(conn)
+            .await?;
+        found.extend(registered.into_iter().map(|identity| (identity.charge_point_id.clone(), identity)));
+    }
+    Ok(lookups.iter().map(|(id, _)| found.get(id).cloned()).collect())
 }
 
 /// What a BootNotification reports about the charger.
@@ -77,64 +116,126 @@ pub struct BootReport {
     pub meter_serial: Option<String>,
 }
 
-/// Stores a BootNotification and answers the charger's current registration status.
-pub async fn record_boot(
-    conn: &mut AsyncPgConnection,
-    charger_id: i64,
-    report: &BootReport,
-    now: DateTime<Utc>,
-) -> Result<String, StoreError> {
-    // A boot report replaces every field, absent ones included.
-    Ok(diesel::update(chargers::table.find(charger_id))
-        .set((
-            chargers::vendor.eq(&report.vendor),
-            chargers::model.eq(&report.model),
-            chargers::charge_point_serial.eq(&report.charge_point_serial),
-            chargers::charge_box_serial.eq(&report.charge_box_serial),
-            chargers::firmware_version.eq(&report.firmware_version),
-            chargers::iccid.eq(&report.iccid),
-            chargers::imsi.eq(&report.imsi),
-            chargers::meter_type.eq(&report.meter_type),
-            chargers::meter_serial.eq(&report.meter_serial),
-            chargers::last_boot_at.eq(now),
-            chargers::last_seen_at.eq(now),
-            chargers::updated_at.eq(now),
-        ))
-        .returning(chargers::registration_status)
-        .get_result(conn)
-        .await?)
+/// A BootNotification to store: the charger, what it reported, when.
+pub type BootWrite = (i64, BootReport, DateTime<Utc>);
+
+/// Stores many BootNotifications in one statement; answers each charger's registration status,
+/// in input order. A charger that boots twice in one batch keeps its last report.
+pub async fn record_boots(conn: &mut AsyncPgConnection, boots: &[BootWrite]) -> Result<Vec<String>, StoreError> {
+    let mut latest: HashMap<i64, &BootWrite> = HashMap::new();
+    for boot in boots {
+        latest.insert(boot.0, boot);
+    }
+    let mut rows: Vec<&BootWrite> = latest.into_values().collect();
+    rows.sort_unstable_by_key(|(id, _, _)| *id);
+    let text = |field: fn(&BootReport) -> &Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(|(_, report, _)| field(report).clone()).collect()
+    };
+    let updated: Vec<ChargerStatusRow> = diesel::sql_query(
+        "UPDATE chargers AS c SET vendor = v.vendor, model = v.model, charge_point_serial = v.cps, \
+           charge_box_serial = v.cbs, firmware_version = v.fw, iccid = v.iccid, imsi = v.imsi, \
+           meter_type = v.mt, meter_serial = v.ms, last_boot_at = v.at, last_seen_at = v.at, updated_at = v.at \
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+           $8::text[], $9::text[], $10::text[], $11::timestamptz[]) \
+           AS v(id, vendor, model, cps, cbs, fw, iccid, imsi, mt, ms, at) \
+         WHERE c.id = v.id \
+         RETURNING c.id, c.registration_status",
+    )
+    .bind::<Array<BigInt>, _>(rows.iter().map(|(id, _, _)| *id).collect::<Vec<i64>>())
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.vendor))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.model))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.charge_point_serial))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.charge_box_serial))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.firmware_version))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.iccid))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.imsi))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.meter_type))
+    .bind::<Array<Nullable<Text>>, _>(text(|r| &r.meter_serial))
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|(_, _, at)| *at).collect::<Vec<DateTime<Utc>>>())
+    .load(conn)
+    .await?;
+    let status: HashMap<i64, String> = updated.into_iter().map(|row| (row.id, row.registration_status)).collect();
+    boots
+        .iter()
+        .map(|(id, _, _)| status.get(id).cloned().ok_or(StoreError::Query(diesel::result::Error::NotFound)))
+        .collect()
 }
 
-/// Marks a charger online for a connection opened at `connected_at`.
-pub async fn mark_connected(
-    conn: &mut AsyncPgConnection,
-    charger_id: i64,
-    connected_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    diesel::update(chargers::table.find(charger_id))
-        .set((
-            chargers::online.eq(true),
-            chargers::connected_at.eq(connected_at),
-            chargers::last_seen_at.eq(connected_at),
-        ))
-        .execute(conn)
-        .await?;
+#[derive(QueryableByName)]
+struct ChargerStatusRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    registration_status: String,
+}
+
+/// A connection opening or closing, as the presence batcher writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    /// The charger's row.
+    pub charger_id: i64,
+    /// When the connection opened (wall clock; tells connections apart).
+    pub connected_at: DateTime<Utc>,
+    /// When the charger was last heard from (the server's clock).
+    pub seen_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct ChargerIdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn presence_columns(rows: &[Presence]) -> (Vec<i64>, Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    let mut sorted = rows.to_vec();
+    // One lock order for every multi-row update of `chargers`, so two never deadlock.
+    sorted.sort_by_key(|p| (p.charger_id, p.connected_at));
+    let ids = sorted.iter().map(|p| p.charger_id).collect();
+    let opened = sorted.iter().map(|p| p.connected_at).collect();
+    let seen = sorted.iter().map(|p| p.seen_at).collect();
+    (ids, opened, seen)
+}
+
+/// Marks chargers online, one statement for many connections. A connection older than the
+/// one already recorded changes nothing (two connections of one charger racing).
+pub async fn mark_connected(conn: &mut AsyncPgConnection, opened: &[Presence]) -> Result<(), StoreError> {
+    if opened.is_empty() {
+        return Ok(());
+    }
+    let (ids, connected_at, seen_at) = presence_columns(opened);
+    diesel::sql_query(
+        "UPDATE chargers AS c SET online = TRUE, connected_at = v.connected_at, \
+           last_seen_at = GREATEST(c.last_seen_at, v.seen_at) \
+         FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS v(id, connected_at, seen_at) \
+         WHERE c.id = v.id AND (c.connected_at IS NULL OR c.connected_at <= v.connected_at)",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(connected_at)
+    .bind::<Array<Timestamptz>, _>(seen_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Marks a charger offline, unless a newer connection (a later `connected_at`) took over.
-/// Answers whether it did.
-pub async fn mark_disconnected(
-    conn: &mut AsyncPgConnection,
-    charger_id: i64,
-    connected_at: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let updated = diesel::update(chargers::table.find(charger_id).filter(chargers::connected_at.eq(connected_at)))
-        .set((chargers::online.eq(false), chargers::last_seen_at.eq(last_seen)))
-        .execute(conn)
-        .await?;
-    Ok(updated == 1)
+/// Marks chargers offline, one statement for many closed connections, unless a newer
+/// connection (a later `connected_at`) took over. Answers the chargers it marked offline.
+pub async fn mark_disconnected(conn: &mut AsyncPgConnection, closed: &[Presence]) -> Result<Vec<i64>, StoreError> {
+    if closed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, connected_at, seen_at) = presence_columns(closed);
+    let rows: Vec<ChargerIdRow> = diesel::sql_query(
+        "UPDATE chargers AS c SET online = FALSE, last_seen_at = GREATEST(c.last_seen_at, v.seen_at) \
+         FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS v(id, connected_at, seen_at) \
+         WHERE c.id = v.id AND c.connected_at = v.connected_at \
+         RETURNING c.id",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(connected_at)
+    .bind::<Array<Timestamptz>, _>(seen_at)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
 /// Marks every charger offline: at start-up nothing is connected yet.
@@ -145,14 +246,47 @@ pub async fn mark_all_offline(conn: &mut AsyncPgConnection) -> Result<usize, Sto
         .await?)
 }
 
-/// Records when the charger was last heard from.
+/// Records when chargers were last heard from, one statement for many. A row is only written
+/// when its stored time is more than `granularity` older (so last-seen is exact to that much,
+/// and a busy charger costs one row write per `granularity`, not one per flush). Answers how
+/// many rows changed.
 pub async fn touch_last_seen(
     conn: &mut AsyncPgConnection,
+    seen: &[(i64, DateTime<Utc>)],
+    granularity: chrono::Duration,
+) -> Result<usize, StoreError> {
+    if seen.is_empty() {
+        return Ok(0);
+    }
+    let mut sorted = seen.to_vec();
+    sorted.sort_unstable_by_key(|(id, _)| *id);
+    let (ids, times): (Vec<i64>, Vec<DateTime<Utc>>) = sorted.into_iter().unzip();
+    let stale_before: Vec<DateTime<Utc>> = times.iter().map(|at| *at - granularity).collect();
+    Ok(diesel::sql_query(
+        "UPDATE chargers AS c SET last_seen_at = v.seen_at \
+         FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS v(id, seen_at, stale_before) \
+         WHERE c.id = v.id AND (c.last_seen_at IS NULL OR c.last_seen_at < v.stale_before)",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(times)
+    .bind::<Array<Timestamptz>, _>(stale_before)
+    .execute(conn)
+    .await?)
+}
+
+/// Stores the fast keyed hash of a charger's password, if its Argon2 hash is still `hash`
+/// (an owner may have changed the password meanwhile). Answers whether it did.
+pub async fn store_password_mac(
+    conn: &mut AsyncPgConnection,
     charger_id: i64,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    diesel::update(chargers::table.find(charger_id)).set(chargers::last_seen_at.eq(at)).execute(conn).await?;
-    Ok(())
+    hash: &str,
+    mac: &str,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(chargers::table.find(charger_id).filter(chargers::password_hash.eq(hash)))
+        .set(chargers::password_mac.eq(mac))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
 }
 
 /// Records a FirmwareStatusNotification.
@@ -214,50 +348,93 @@ pub async fn record_status(
     report: &StatusReport,
     received_at: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    let report = report.clone();
-    Ok(conn
-        .transaction::<_, diesel::result::Error, _>(async move |conn| {
-            let status_at = report.reported_at.unwrap_or(received_at);
-            let connector: i64 = diesel::insert_into(connectors::table)
-                .values((
-                    connectors::charger_id.eq(charger_id),
-                    connectors::connector_number.eq(report.connector_number),
-                    connectors::status.eq(&report.status),
-                    connectors::error_code.eq(&report.error_code),
-                    connectors::info.eq(&report.info),
-                    connectors::vendor_id.eq(&report.vendor_id),
-                    connectors::vendor_error_code.eq(&report.vendor_error_code),
-                    connectors::status_at.eq(status_at),
-                ))
-                .on_conflict((connectors::charger_id, connectors::connector_number))
-                .do_update()
-                .set((
-                    connectors::status.eq(excluded(connectors::status)),
-                    connectors::error_code.eq(excluded(connectors::error_code)),
-                    connectors::info.eq(excluded(connectors::info)),
-                    connectors::vendor_id.eq(excluded(connectors::vendor_id)),
-                    connectors::vendor_error_code.eq(excluded(connectors::vendor_error_code)),
-                    connectors::status_at.eq(excluded(connectors::status_at)),
-                ))
-                .returning(connectors::id)
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(connector_status_history::table)
-                .values((
-                    connector_status_history::connector_id.eq(connector),
-                    connector_status_history::status.eq(&report.status),
-                    connector_status_history::error_code.eq(&report.error_code),
-                    connector_status_history::info.eq(&report.info),
-                    connector_status_history::vendor_id.eq(&report.vendor_id),
-                    connector_status_history::vendor_error_code.eq(&report.vendor_error_code),
-                    connector_status_history::reported_at.eq(report.reported_at),
-                    connector_status_history::received_at.eq(received_at),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(connector)
-        })
-        .await?)
+    let write = (charger_id, report.clone(), received_at);
+    Ok(record_statuses(conn, std::slice::from_ref(&write)).await?.remove(0))
+}
+
+/// A StatusNotification to store: the charger, its report, when it was received.
+pub type StatusWrite = (i64, StatusReport, DateTime<Utc>);
+
+#[derive(QueryableByName)]
+struct ConnectorRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    charger_id: i64,
+    #[diesel(sql_type = Integer)]
+    connector_number: i32,
+}
+
+/// Stores many StatusNotifications in one transaction: each connector's latest status (one
+/// upsert for all) and every report in the history (one insert). Answers each report's
+/// connector row ID, in input order.
+pub async fn record_statuses(conn: &mut AsyncPgConnection, writes: &[StatusWrite]) -> Result<Vec<i64>, StoreError> {
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One upsert row per connector (its last report here), in one lock order.
+    let mut latest: HashMap<(i64, i32), &StatusWrite> = HashMap::new();
+    for write in writes {
+        latest.insert((write.0, write.1.connector_number), write);
+    }
+    let mut current: Vec<&StatusWrite> = latest.into_values().collect();
+    current.sort_unstable_by_key(|(charger, report, _)| (*charger, report.connector_number));
+    let text = |rows: &[&StatusWrite], field: fn(&StatusReport) -> Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(|(_, report, _)| field(report)).collect()
+    };
+    let all: Vec<&StatusWrite> = writes.iter().collect();
+    conn.transaction::<_, StoreError, _>(async move |conn| {
+        let connectors: Vec<ConnectorRow> = diesel::sql_query(
+            "INSERT INTO connectors AS c (charger_id, connector_number, status, error_code, info, vendor_id, \
+               vendor_error_code, status_at) \
+             SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], \
+               $7::text[], $8::timestamptz[]) \
+             ON CONFLICT (charger_id, connector_number) DO UPDATE SET status = excluded.status, \
+               error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, \
+               vendor_error_code = excluded.vendor_error_code, status_at = excluded.status_at \
+             RETURNING c.id, c.charger_id, c.connector_number",
+        )
+        .bind::<Array<BigInt>, _>(current.iter().map(|(charger, _, _)| *charger).collect::<Vec<i64>>())
+        .bind::<Array<Integer>, _>(current.iter().map(|(_, r, _)| r.connector_number).collect::<Vec<i32>>())
+        .bind::<Array<Text>, _>(current.iter().map(|(_, r, _)| r.status.clone()).collect::<Vec<String>>())
+        .bind::<Array<Text>, _>(current.iter().map(|(_, r, _)| r.error_code.clone()).collect::<Vec<String>>())
+        .bind::<Array<Nullable<Text>>, _>(text(&current, |r| r.info.clone()))
+        .bind::<Array<Nullable<Text>>, _>(text(&current, |r| r.vendor_id.clone()))
+        .bind::<Array<Nullable<Text>>, _>(text(&current, |r| r.vendor_error_code.clone()))
+        .bind::<Array<Timestamptz>, _>(
+            current.iter().map(|(_, r, received)| r.reported_at.unwrap_or(*received)).collect::<Vec<_>>(),
+        )
+        .load(conn)
+        .await?;
+        let ids: HashMap<(i64, i32), i64> =
+            connectors.into_iter().map(|row| ((row.charger_id, row.connector_number), row.id)).collect();
+        let connector_ids: Vec<i64> = all
+            .iter()
+            .map(|(charger, report, _)| {
+                ids.get(&(*charger, report.connector_number))
+                    .copied()
+                    .ok_or(StoreError::Query(diesel::result::Error::NotFound))
+            })
+            .collect::<Result<_, _>>()?;
+        diesel::sql_query(
+            "INSERT INTO connector_status_history (connector_id, status, error_code, info, vendor_id, \
+               vendor_error_code, reported_at, received_at) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+               $7::timestamptz[], $8::timestamptz[])",
+        )
+        .bind::<Array<BigInt>, _>(connector_ids.clone())
+        .bind::<Array<Text>, _>(all.iter().map(|(_, r, _)| r.status.clone()).collect::<Vec<String>>())
+        .bind::<Array<Text>, _>(all.iter().map(|(_, r, _)| r.error_code.clone()).collect::<Vec<String>>())
+        .bind::<Array<Nullable<Text>>, _>(text(&all, |r| r.info.clone()))
+        .bind::<Array<Nullable<Text>>, _>(text(&all, |r| r.vendor_id.clone()))
+        .bind::<Array<Nullable<Text>>, _>(text(&all, |r| r.vendor_error_code.clone()))
+        .bind::<Array<Nullable<Timestamptz>>, _>(all.iter().map(|(_, r, _)| r.reported_at).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(all.iter().map(|(_, _, received)| *received).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+        Ok(connector_ids)
+    })
+    .await
 }
 
 /// A connector as drivers see it.
@@ -608,6 +785,7 @@ pub async fn add_or_claim(
                             chargers::station_id.eq(new.station_id),
                             chargers::registration_status.eq("accepted"),
                             chargers::password_hash.eq(&new.password_hash),
+                            chargers::password_mac.eq(None::<String>),
                             chargers::updated_at.eq(now),
                         ))
                         .execute(conn)
@@ -674,6 +852,8 @@ pub async fn update_owned(
             .set((
                 changes.station_id.map(|station| chargers::station_id.eq(station)),
                 changes.password_hash.as_ref().map(|hash| chargers::password_hash.eq(hash)),
+                // The fast hash belongs to the old password: gone with it.
+                changes.password_hash.as_ref().map(|_| chargers::password_mac.eq(None::<String>)),
                 chargers::updated_at.eq(now),
             ))
             .execute(conn)

@@ -63,6 +63,7 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        password_mac -> Nullable<Text>,
     }
 }
 

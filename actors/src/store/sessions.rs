@@ -1,18 +1,21 @@
 //! Queries on `charging_sessions` and `meter_values`: authorizing id tags, starting
 //! transactions (a retransmitted StartTransaction maps onto the transaction it created),
-//! recording meter values, and settling a session exactly once — closing it, debiting the
-//! wallet and recording the owner's revenue in one database transaction.
+//! recording meter values (many chargers' at once, in one transaction), and settling a
+//! session exactly once — closing it, debiting the wallet and recording the owner's revenue in
+//! one database transaction.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Integer;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Numeric, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use super::StoreError;
 use super::chargers;
 use super::schema::{
-    chargers as chargers_t, charging_sessions, connectors, meter_values, revenue_entries, rfid_cards, stations, users,
+    chargers as chargers_t, charging_sessions, connectors, revenue_entries, rfid_cards, stations, users,
 };
 use super::wallets::{self, Entry};
 use crate::billing;
@@ -296,89 +299,232 @@ pub async fn record_meter_values(
     input: &MeterInput,
     now: DateTime<Utc>,
 ) -> Result<Option<Progress>, StoreError> {
-    let input = input.clone();
+    Ok(record_meter_batch(conn, &[input], now).await?.pop().flatten())
+}
+
+/// What the meter path needs of a session: ID, charger, status, meter start, price, whether
+/// the connector's meter is trusted, and the energy and meter reading so far.
+#[derive(Queryable)]
+struct MeteredSession {
+    id: i64,
+    charger_id: i64,
+    status: String,
+    meter_start_wh: Option<i64>,
+    price_per_kwh: Decimal,
+    metered: bool,
+    energy_wh: i64,
+    meter_last_wh: Option<i64>,
+}
+
+/// Where a batch moves one session's meter.
+#[derive(Debug, Default)]
+struct MeterMove {
+    energy_wh: i64,
+    meter_last_wh: Option<i64>,
+    cost: Decimal,
+    power_w: Option<i64>,
+    soc_percent: Option<i16>,
+}
+
+#[derive(QueryableByName)]
+struct MeterUpdated {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    power_w: Option<i64>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    soc_percent: Option<i16>,
+}
+
+/// Stores the readings of many MeterValues (from any chargers) in ONE transaction — one
+/// SELECT for their sessions, one INSERT per few thousand rows, one UPDATE for every session
+/// whose meter moved — and answers, in input order, where each reading left its session (as
+/// [`record_meter_values`] would, one at a time). A session settled meanwhile is not moved.
+pub async fn record_meter_batch(
+    conn: &mut AsyncPgConnection,
+    inputs: &[&MeterInput],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Progress>>, StoreError> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction::<_, StoreError, _>(async move |conn| {
-        let session: Option<(i64, String, Option<i64>, Decimal, bool)> = match input.transaction_id {
-            Some(transaction_id) => charging_sessions::table
+        let mut transactions: Vec<i32> = inputs.iter().filter_map(|input| input.transaction_id).collect();
+        transactions.sort_unstable();
+        transactions.dedup();
+        let found: Vec<(i32, MeteredSession)> = if transactions.is_empty() {
+            Vec::new()
+        } else {
+            charging_sessions::table
                 .inner_join(connectors::table)
-                .filter(charging_sessions::transaction_id.eq(transaction_id))
-                .filter(charging_sessions::charger_id.eq(input.charger_id))
+                .filter(charging_sessions::transaction_id.eq_any(&transactions))
                 .select((
-                    charging_sessions::id,
-                    charging_sessions::status,
-                    charging_sessions::meter_start_wh,
-                    charging_sessions::price_per_kwh,
-                    connectors::metered,
+                    charging_sessions::transaction_id.assume_not_null(),
+                    (
+                        charging_sessions::id,
+                        charging_sessions::charger_id,
+                        charging_sessions::status,
+                        charging_sessions::meter_start_wh,
+                        charging_sessions::price_per_kwh,
+                        connectors::metered,
+                        charging_sessions::energy_wh,
+                        charging_sessions::meter_last_wh,
+                    ),
                 ))
-                .first(conn)
-                .await
-                .optional()?,
-            None => None,
+                .load(conn)
+                .await?
         };
-        let rows: Vec<_> = input
-            .samples
-            .iter()
-            .map(|s| {
-                (
-                    meter_values::charger_id.eq(input.charger_id),
-                    meter_values::connector_number.eq(input.connector_number),
-                    meter_values::session_id.eq(session.as_ref().map(|s| s.0)),
-                    meter_values::transaction_id.eq(input.transaction_id),
-                    meter_values::sampled_at.eq(s.sampled_at),
-                    meter_values::measurand.eq(&s.measurand),
-                    meter_values::phase.eq(&s.phase),
-                    meter_values::unit.eq(&s.unit),
-                    meter_values::context.eq(&s.context),
-                    meter_values::location.eq(&s.location),
-                    meter_values::format.eq(&s.format),
-                    meter_values::raw_value.eq(&s.raw_value),
-                    meter_values::value.eq(s.value),
-                    meter_values::received_at.eq(now),
-                )
-            })
-            .collect();
-        if !rows.is_empty() {
-            diesel::insert_into(meter_values::table).values(rows).execute(conn).await?;
-        }
-        let Some((session_id, status, meter_start, price, metered)) = session else { return Ok(None) };
-        if status != "active" {
-            return Ok(None);
-        }
-        let meter_start = meter_start.unwrap_or(0);
-        let (energy_wh, meter_last): (i64, Option<i64>) = match input.energy_register_wh {
-            // On a connector marked not metered, energy comes from the app, not this register.
-            Some(register) if register >= meter_start && metered => (register - meter_start, Some(register)),
-            _ => {
-                let current: (i64, Option<i64>) = charging_sessions::table
-                    .find(session_id)
-                    .select((charging_sessions::energy_wh, charging_sessions::meter_last_wh))
-                    .first(conn)
-                    .await?;
-                current
+        let mut sessions: HashMap<i32, MeteredSession> = found.into_iter().collect();
+        // Each input's session, if its transaction is one of its charger's.
+        let session_of = |input: &MeterInput, sessions: &HashMap<i32, MeteredSession>| {
+            input
+                .transaction_id
+                .and_then(|tx| sessions.get(&tx))
+                .filter(|session| session.charger_id == input.charger_id)
+                .map(|session| session.id)
+        };
+
+        // One INSERT of column arrays, whatever the batch size: a constant statement PostgreSQL
+        // parses in no time, where a VALUES list would carry 14 parameters per row.
+        let rows = inputs.iter().map(|input| input.samples.len()).sum::<usize>();
+        if rows > 0 {
+            let mut charger = Vec::with_capacity(rows);
+            let mut connector = Vec::with_capacity(rows);
+            let mut session = Vec::with_capacity(rows);
+            let mut transaction = Vec::with_capacity(rows);
+            let mut sampled_at = Vec::with_capacity(rows);
+            let mut measurand = Vec::with_capacity(rows);
+            let mut phase = Vec::with_capacity(rows);
+            let mut unit = Vec::with_capacity(rows);
+            let mut context = Vec::with_capacity(rows);
+            let mut location = Vec::with_capacity(rows);
+            let mut format = Vec::with_capacity(rows);
+            let mut raw_value = Vec::with_capacity(rows);
+            let mut value = Vec::with_capacity(rows);
+            for &input in inputs {
+                let session_id = session_of(input, &sessions);
+                for sample in &input.samples {
+                    charger.push(input.charger_id);
+                    connector.push(input.connector_number);
+                    session.push(session_id);
+                    transaction.push(input.transaction_id);
+                    sampled_at.push(sample.sampled_at);
+                    measurand.push(sample.measurand.as_str());
+                    phase.push(sample.phase.as_deref());
+                    unit.push(sample.unit.as_deref());
+                    context.push(sample.context.as_deref());
+                    location.push(sample.location.as_deref());
+                    format.push(sample.format.as_deref());
+                    raw_value.push(sample.raw_value.as_str());
+                    value.push(sample.value);
+                }
             }
-        };
-        let cost = billing::cost(energy_wh, price);
-        let progress: (Option<i64>, Option<i16>) = diesel::update(charging_sessions::table.find(session_id))
-            .set((
-                charging_sessions::energy_wh.eq(energy_wh),
-                charging_sessions::meter_last_wh.eq(meter_last),
-                charging_sessions::cost.eq(cost),
-                charging_sessions::power_w.eq(
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("coalesce(")
-                        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(input.power_w)
-                        .sql(", power_w)"),
-                ),
-                charging_sessions::soc_percent.eq(diesel::dsl::sql::<
-                    diesel::sql_types::Nullable<diesel::sql_types::SmallInt>,
-                >("coalesce(")
-                .bind::<diesel::sql_types::Nullable<diesel::sql_types::SmallInt>, _>(input.soc_percent)
-                .sql(", soc_percent)")),
-                charging_sessions::updated_at.eq(now),
-            ))
-            .returning((charging_sessions::power_w, charging_sessions::soc_percent))
-            .get_result(conn)
+            diesel::sql_query(
+                "INSERT INTO meter_values (charger_id, connector_number, session_id, transaction_id, sampled_at, \
+                   measurand, phase, unit, context, location, format, raw_value, value, received_at) \
+                 SELECT *, $14 FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::timestamptz[], \
+                   $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                   $13::numeric[])",
+            )
+            .bind::<Array<BigInt>, _>(charger)
+            .bind::<Array<Integer>, _>(connector)
+            .bind::<Array<Nullable<BigInt>>, _>(session)
+            .bind::<Array<Nullable<Integer>>, _>(transaction)
+            .bind::<Array<Timestamptz>, _>(sampled_at)
+            .bind::<Array<Text>, _>(measurand)
+            .bind::<Array<Nullable<Text>>, _>(phase)
+            .bind::<Array<Nullable<Text>>, _>(unit)
+            .bind::<Array<Nullable<Text>>, _>(context)
+            .bind::<Array<Nullable<Text>>, _>(location)
+            .bind::<Array<Nullable<Text>>, _>(format)
+            .bind::<Array<Text>, _>(raw_value)
+            .bind::<Array<Nullable<Numeric>>, _>(value)
+            .bind::<Timestamptz, _>(now)
+            .execute(conn)
             .await?;
-        Ok(Some(Progress { session_id, energy_wh, power_w: progress.0, soc_percent: progress.1, cost }))
+        }
+
+        // Where each reading moves its (active) session; a later reading of the same session
+        // in this batch builds on the earlier one.
+        let mut answers: Vec<Option<Progress>> = Vec::with_capacity(inputs.len());
+        let mut moves: HashMap<i64, MeterMove> = HashMap::new();
+        for &input in inputs {
+            let session = input
+                .transaction_id
+                .and_then(|tx| sessions.get_mut(&tx))
+                .filter(|session| session.charger_id == input.charger_id && session.status == "active");
+            let Some(session) = session else {
+                answers.push(None);
+                continue;
+            };
+            let meter_start = session.meter_start_wh.unwrap_or(0);
+            match input.energy_register_wh {
+                // On a connector marked not metered, energy comes from the app, not this register.
+                Some(register) if register >= meter_start && session.metered => {
+                    session.energy_wh = register - meter_start;
+                    session.meter_last_wh = Some(register);
+                }
+                _ => {}
+            }
+            let cost = billing::cost(session.energy_wh, session.price_per_kwh);
+            let moved = moves.entry(session.id).or_default();
+            *moved = MeterMove {
+                energy_wh: session.energy_wh,
+                meter_last_wh: session.meter_last_wh,
+                cost,
+                power_w: input.power_w.or(moved.power_w),
+                soc_percent: input.soc_percent.or(moved.soc_percent),
+            };
+            answers.push(Some(Progress {
+                session_id: session.id,
+                energy_wh: session.energy_wh,
+                power_w: None,
+                soc_percent: None,
+                cost,
+            }));
+        }
+        if moves.is_empty() {
+            return Ok(answers);
+        }
+        let mut moves: Vec<_> = moves.into_iter().collect();
+        // One lock order for every multi-row update of sessions.
+        moves.sort_unstable_by_key(|(id, _)| *id);
+        let ids: Vec<i64> = moves.iter().map(|(id, _)| *id).collect();
+        let energy: Vec<i64> = moves.iter().map(|(_, m)| m.energy_wh).collect();
+        let meter_last: Vec<Option<i64>> = moves.iter().map(|(_, m)| m.meter_last_wh).collect();
+        let cost: Vec<Decimal> = moves.iter().map(|(_, m)| m.cost).collect();
+        let power: Vec<Option<i64>> = moves.iter().map(|(_, m)| m.power_w).collect();
+        let soc: Vec<Option<i16>> = moves.iter().map(|(_, m)| m.soc_percent).collect();
+        let updated: Vec<MeterUpdated> = diesel::sql_query(
+            "UPDATE charging_sessions AS s SET energy_wh = v.energy_wh, meter_last_wh = v.meter_last_wh, \
+               cost = v.cost, power_w = coalesce(v.power_w, s.power_w), \
+               soc_percent = coalesce(v.soc_percent, s.soc_percent), updated_at = $7 \
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[], $6::smallint[]) \
+               AS v(id, energy_wh, meter_last_wh, cost, power_w, soc_percent) \
+             WHERE s.id = v.id AND s.status = 'active' \
+             RETURNING s.id, s.power_w, s.soc_percent",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<BigInt>, _>(energy)
+        .bind::<Array<Nullable<BigInt>>, _>(meter_last)
+        .bind::<Array<Numeric>, _>(cost)
+        .bind::<Array<Nullable<BigInt>>, _>(power)
+        .bind::<Array<Nullable<SmallInt>>, _>(soc)
+        .bind::<Timestamptz, _>(now)
+        .load(conn)
+        .await?;
+        let updated: HashMap<i64, MeterUpdated> = updated.into_iter().map(|row| (row.id, row)).collect();
+        // A session settled between our read and the update did not move: no progress for it.
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                let mut progress = answer?;
+                let row = updated.get(&progress.session_id)?;
+                progress.power_w = row.power_w;
+                progress.soc_percent = row.soc_percent;
+                Some(progress)
+            })
+            .collect())
     })
     .await
 }

@@ -1,0 +1,262 @@
+//! Back-pressure for WebSocket actors: a bounded outgoing queue between the actor and the HTTP
+//! connection, with a high-water mark past which the peer is disconnected.
+//!
+//! Why not just count what the actor writes against what the HTTP body yields: with
+//! `actix-web-actors`, the actor only runs when the HTTP dispatcher polls the response body, and
+//! the dispatcher stops polling it once its own write buffer is full (a peer that stopped
+//! reading). The actor then freezes with the socket — its timers never fire, a command sent to
+//! it never times out, a dead peer is never noticed — while messages pile up for it elsewhere.
+//! So [`start`] drives the actor's context on its own local task (the *pump*), which moves each
+//! encoded chunk into this queue as the actor produces it; the response body only drains the
+//! queue. The actor keeps running whatever the peer does, the queue's size is exactly the bytes
+//! encoded but not yet taken by the connection, and when it passes `high_water_bytes` the
+//! queue is dropped, the actor stopped (its `stopping`/`stopped` run as on any exit) and the
+//! body fails, which closes the connection as soon as the dispatcher looks at it again.
+//!
+//! Usage (any actor whose context is `ws::WebsocketContext<Self>`):
+//!
+//! ```ignore
+//! let options = SocketOptions { protocols: &["ocpp1.6"], max_frame_bytes: 65_536,
+//!                               high_water_bytes: 256 * 1024, kind: "charger" };
+//! outbox::start(&req, payload, &options, |outbox| MyActor { outbox, /* … */ })
+//! ```
+//!
+//! The actor keeps the [`Outbox`] it is given: [`Outbox::queued_bytes`] tells how far behind
+//! the peer is (e.g. to skip optional pushes to a slow browser), and [`Outbox::finish_with`]
+//! hands it work that must complete before the connection counts as closed (a graceful
+//! shutdown waits for it), such as recording that a charger went offline.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use actix::Actor;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws;
+use futures_util::Stream;
+
+/// How to open a WebSocket served by an actor.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketOptions<'a> {
+    /// Sub-protocols this endpoint speaks (the first the client also offers is chosen).
+    pub protocols: &'a [&'a str],
+    /// Largest frame accepted from the peer; larger ones end the stream with `Overflow`.
+    pub max_frame_bytes: usize,
+    /// Bytes queued for a peer that is not reading, past which it is disconnected.
+    pub high_water_bytes: usize,
+    /// What kind of socket, for logs and the `ws_outbox_overflows_total` metric.
+    pub kind: &'static str,
+}
+
+type ActorStream = Pin<Box<dyn Stream<Item = Result<Bytes, actix_web::Error>>>>;
+type Linger = Pin<Box<dyn Future<Output = ()>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The actor runs; chunks flow.
+    Open,
+    /// The actor stopped and its last chunks are queued.
+    Ended,
+    /// The peer fell more than the high-water mark behind (or encoding failed).
+    Broken,
+}
+
+struct Shared {
+    chunks: VecDeque<Bytes>,
+    queued: usize,
+    high_water: usize,
+    flow: Flow,
+    overflowed: bool,
+    body_gone: bool,
+    body_waker: Option<Waker>,
+    pump_waker: Option<Waker>,
+    linger: Option<Linger>,
+}
+
+impl Shared {
+    fn wake_body(&mut self) {
+        if let Some(waker) = self.body_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The actor's view of its outgoing queue.
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl Outbox {
+    /// Bytes encoded for the peer and not yet taken by the connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.borrow().queued
+    }
+
+    /// The high-water mark this socket was opened with.
+    pub fn high_water_bytes(&self) -> usize {
+        self.shared.borrow().high_water
+    }
+
+    /// Whether the socket is being closed because the peer fell too far behind.
+    pub fn overflowed(&self) -> bool {
+        self.shared.borrow().overflowed
+    }
+
+    /// Work to finish before the connection counts as closed: it runs once the actor has
+    /// stopped, and the response (so the connection, and a graceful shutdown) ends after it.
+    /// Call it from `stopping` or `stopped`; a later call replaces an earlier one.
+    pub fn finish_with(&self, work: impl Future<Output = ()> + 'static) {
+        self.shared.borrow_mut().linger = Some(Box::pin(work));
+    }
+}
+
+/// Performs the WebSocket handshake and starts the actor `make` builds around its [`Outbox`],
+/// its context driven by its own task and its output bounded by `options.high_water_bytes`.
+pub fn start<A>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    options: &SocketOptions<'_>,
+    make: impl FnOnce(Outbox) -> A,
+) -> Result<HttpResponse, actix_web::Error>
+where
+    A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
+{
+    let mut response = ws::handshake_with_protocols(req, options.protocols)?;
+    let shared = Rc::new(RefCell::new(Shared {
+        chunks: VecDeque::new(),
+        queued: 0,
+        high_water: options.high_water_bytes,
+        flow: Flow::Open,
+        overflowed: false,
+        body_gone: false,
+        body_waker: None,
+        pump_waker: None,
+        linger: None,
+    }));
+    let actor = make(Outbox { shared: shared.clone() });
+    let codec = actix_http::ws::Codec::new().max_size(options.max_frame_bytes);
+    let stream: ActorStream = Box::pin(ws::WebsocketContext::with_codec(actor, payload, codec));
+    let pump = Pump { stream: Some(stream), shared: shared.clone(), kind: options.kind };
+    let pump_shared = shared.clone();
+    actix_rt::spawn(async move {
+        pump.await;
+        let linger = pump_shared.borrow_mut().linger.take();
+        if let Some(work) = linger {
+            work.await;
+        }
+        let mut shared = pump_shared.borrow_mut();
+        if shared.flow == Flow::Open {
+            shared.flow = Flow::Ended;
+        }
+        shared.wake_body();
+    });
+    Ok(response.streaming(Body { shared }))
+}
+
+/// Drives the actor's context and moves what it encodes into the queue.
+struct Pump {
+    stream: Option<ActorStream>,
+    shared: Rc<RefCell<Shared>>,
+    kind: &'static str,
+}
+
+impl Future for Pump {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if this.shared.borrow().body_gone {
+                // The connection is gone: stop the actor (no borrow held while it stops).
+                this.stream = None;
+                return Poll::Ready(());
+            }
+            let Some(stream) = this.stream.as_mut() else { return Poll::Ready(()) };
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let mut shared = this.shared.borrow_mut();
+                    shared.queued += chunk.len();
+                    shared.chunks.push_back(chunk);
+                    shared.wake_body();
+                    if shared.queued > shared.high_water {
+                        tracing::warn!(
+                            socket = this.kind,
+                            queued_bytes = shared.queued,
+                            high_water_bytes = shared.high_water,
+                            "peer is not reading its socket: disconnecting"
+                        );
+                        metrics::counter!("ws_outbox_overflows_total", "socket" => this.kind).increment(1);
+                        shared.chunks = VecDeque::new();
+                        shared.flow = Flow::Broken;
+                        shared.overflowed = true;
+                        drop(shared);
+                        this.stream = None;
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    tracing::warn!(socket = this.kind, %error, "could not encode a WebSocket frame: disconnecting");
+                    this.shared.borrow_mut().flow = Flow::Broken;
+                    this.stream = None;
+                    return Poll::Ready(());
+                }
+                Poll::Ready(None) => {
+                    this.stream = None;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => {
+                    let mut shared = this.shared.borrow_mut();
+                    if !shared.pump_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        shared.pump_waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// The response body: drains the queue.
+struct Body {
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut shared = self.shared.borrow_mut();
+        if shared.flow == Flow::Broken {
+            shared.queued = 0;
+            return Poll::Ready(Some(Err(actix_web::error::ErrorServiceUnavailable("WebSocket peer too far behind"))));
+        }
+        if let Some(chunk) = shared.chunks.pop_front() {
+            shared.queued -= chunk.len();
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if shared.flow == Flow::Ended {
+            return Poll::Ready(None);
+        }
+        if !shared.body_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            shared.body_waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        let mut shared = self.shared.borrow_mut();
+        shared.body_gone = true;
+        shared.chunks = VecDeque::new();
+        shared.queued = 0;
+        if let Some(waker) = shared.pump_waker.take() {
+            waker.wake();
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The OCPP hot path under load, end to end over real sockets and PostgreSQL (honest, not
+//! timed): heartbeats write nothing until last-seen is flushed (and a graceful stop writes it),
+//! meter values from many chargers are stored once each and answered only after commit, a
+//! flooding charger is refused then disconnected while others are served, a charger that stops
+//! reading is disconnected at the outgoing high-water mark, and charger passwords are checked
+//! with Argon2 once, then by their stored keyed hash.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use common::charge_point::{ChargePoint, ConnectError, ConnectOptions};
+use common::sql::{count, exec};
+use common::{TestApp, eventually};
+use diesel::sql_types::BigInt;
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::join_all;
+use kilowatt_actors::registry::IsConnected;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn options(app: &TestApp) -> ConnectOptions {
+    ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() }
+}
+
+/// Connects and boots chargers `{prefix}-00`… (accepted: the server registers unknown ones).
+async fn fleet(app: &TestApp, prefix: &str, n: usize) -> Vec<ChargePoint> {
+    join_all((0..n).map(|i| async move {
+        let charger =
+            ChargePoint::connect_with(&app.ocpp_url, &format!("{prefix}-{i:02}"), options(app)).await.expect("connect");
+        assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
+        charger
+    }))
+    .await
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// `SELECT count(*) AS n …` on a connection the caller holds (not the server's).
+async fn count_on(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    sql_query(sql).get_result::<Count>(conn).await.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+}
+
+fn sql_time(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339()
+}
+
+async fn connected(app: &TestApp, id: &str) -> bool {
+    let registry = app.server.as_ref().expect("running").state.registry.clone();
+    registry.send(IsConnected(id.into())).await.expect("registry answers")
+}
+
+#[actix_web::test]
+async fn heartbeats_write_no_row_and_a_graceful_stop_writes_every_last_seen() {
+    let mut app = common::spawn_app_with(&[
+        ("KILOWATT_UNKNOWN_CHARGERS", "accept"),
+        ("KILOWATT_LAST_SEEN_FLUSH_SECONDS", "300"),
+        ("KILOWATT_DB_POOL_SIZE", "8"),
+    ])
+    .await;
+    let chargers = fleet(&app, "HB", 20).await;
+    app.clock.advance(ChronoDuration::hours(1));
+    let heard_at = app.clock.now();
+    join_all(chargers.iter().map(|charger| async move {
+        for _ in 0..5 {
+            assert!(charger.heartbeat().await.expect("answered")["currentTime"].is_string());
+        }
+    }))
+    .await;
+    // 100 heartbeats answered; not one of them moved a charger's last-seen.
+    let since = sql_time(heard_at - ChronoDuration::seconds(1));
+    assert_eq!(count(&app, &format!("SELECT count(*) FROM chargers WHERE last_seen_at >= '{since}'")).await, 0);
+    // Nor are they in the message log: a DataTransfer sent after them is, once the log caught up.
+    join_all(chargers.iter().map(|charger| charger.call("DataTransfer", json!({"vendorId": "marker"})))).await;
+    let logged = async || {
+        count(&app, "SELECT count(*) FROM ocpp_messages WHERE action = 'DataTransfer' AND direction = 'in'").await == 20
+    };
+    assert!(eventually(logged).await, "the marker frames never reached the message log");
+    assert_eq!(count(&app, "SELECT count(*) FROM ocpp_messages WHERE action = 'Heartbeat'").await, 0);
+
+    // A graceful stop closes every socket and records each charger offline with its last-seen.
+    app.stop().await;
+    assert_eq!(
+        count(&app, &format!("SELECT count(*) FROM chargers WHERE NOT online AND last_seen_at >= '{since}'")).await,
+        20
+    );
+}
+
+#[actix_web::test]
+async fn last_seen_reaches_the_database_at_the_next_flush() {
+    let app = common::spawn_app_with(&[
+        ("KILOWATT_UNKNOWN_CHARGERS", "accept"),
+        ("KILOWATT_LAST_SEEN_FLUSH_SECONDS", "1"),
+        ("KILOWATT_DB_POOL_SIZE", "8"),
+    ])
+    .await;
+    let chargers = fleet(&app, "FL", 10).await;
+    app.clock.advance(ChronoDuration::hours(1));
+    let since = sql_time(app.clock.now() - ChronoDuration::seconds(1));
+    join_all(chargers.iter().map(|charger| charger.heartbeat())).await;
+    let flushed = async || {
+        count(&app, &format!("SELECT count(*) FROM chargers WHERE online AND last_seen_at >= '{since}'")).await == 10
+    };
+    assert!(eventually(flushed).await, "last-seen did not reach the database within a few flushes");
+}
+
+#[actix_web::test]
+async fn meter_values_from_fifty_chargers_are_stored_once_each_and_answered_only_after_commit() {
+    let app = common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_DB_POOL_SIZE", "8")]).await;
+    let chargers = fleet(&app, "MV", 50).await;
+    let transactions = join_all(chargers.iter().map(|charger| async move {
+        charger.start_transaction(1, "FLEET", 1_000, Utc::now()).await.expect("started").0
+    }))
+    .await;
+    join_all(chargers.iter().zip(&transactions).map(|(charger, &tx)| {
+        let app = &app;
+        async move {
+            // Another connection than the server's: what it sees is committed.
+            let mut conn = app.db.connect().await;
+            for reading in 1..=10 {
+                let wh = 1_000 + reading * 100;
+                let soc = u8::try_from(reading * 5).expect("percent");
+                charger.meter_values(1, Some(tx), wh, Some(7_000 + reading), Some(soc)).await.expect("answered");
+                let stored = count_on(
+                    &mut conn,
+                    &format!(
+                        "SELECT count(*) AS n FROM meter_values WHERE transaction_id = {tx} \
+                         AND measurand = 'Energy.Active.Import.Register' AND raw_value = '{wh}'"
+                    ),
+                )
+                .await;
+                assert_eq!(stored, 1, "reading {wh} of transaction {tx} answered before it was committed");
+            }
+        }
+    }))
+    .await;
+    // Every sample exactly once (energy, power and SoC of 500 readings), every session moved.
+    assert_eq!(count(&app, "SELECT count(*) FROM meter_values").await, 1_500);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM (SELECT transaction_id, measurand, raw_value FROM meter_values \
+             GROUP BY 1, 2, 3 HAVING count(*) > 1) AS duplicates"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM charging_sessions WHERE status = 'active' AND energy_wh = 1000 \
+             AND meter_last_wh = 2000 AND power_w = 7010 AND soc_percent = 50"
+        )
+        .await,
+        50
+    );
+}
+
+#[actix_web::test]
+async fn a_flooding_charger_is_refused_then_disconnected_while_another_is_served() {
+    let app = common::spawn_app_with(&[
+        ("KILOWATT_UNKNOWN_CHARGERS", "accept"),
+        ("KILOWATT_OCPP_RATE_LIMIT_PER_SECOND", "5"),
+        ("KILOWATT_OCPP_RATE_LIMIT_BURST", "10"),
+    ])
+    .await;
+    let flooder = ChargePoint::connect_with(&app.ocpp_url, "FLOODER", options(&app)).await.expect("connect");
+    let calm = ChargePoint::connect_with(&app.ocpp_url, "CALM", options(&app)).await.expect("connect");
+    assert_eq!(calm.boot().await.expect("boot")["status"], "Accepted");
+
+    let flood = async {
+        // 5/s with bursts of 10 allows ~10 of these; 3 × 5/s over 10 s (+ the burst) is 160.
+        for burst in 0..20 {
+            for i in 0..20 {
+                flooder.send_raw(&format!(r#"[2,"f{burst}-{i}","Heartbeat",{{}}]"#)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let steady = async {
+        let mut answered = 0;
+        for _ in 0..8 {
+            if calm.heartbeat().await.is_ok() {
+                answered += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        answered
+    };
+    let ((), answered) = tokio::join!(flood, steady);
+    assert_eq!(answered, 8, "the calm charger was not served during the flood");
+
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(frame) = flooder.next_unsolicited(Duration::from_secs(2)).await {
+        match frame[0].as_i64() {
+            Some(3) => accepted += 1,
+            Some(4) => {
+                assert_eq!(frame[2], "GenericError", "{frame}");
+                assert!(frame[3].as_str().is_some_and(|d| d.contains("Rate limit")), "{frame}");
+                refused += 1;
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert!((5..=20).contains(&accepted), "{accepted} accepted");
+    assert!(refused > 100, "only {refused} refused");
+    assert_eq!(flooder.closed(WAIT).await, Some(Some(1008)), "the flooder was not disconnected for policy");
+    assert!(!connected(&app, "FLOODER").await);
+    // The other charger is still connected and served.
+    assert!(calm.heartbeat().await.is_ok());
+    assert!(connected(&app, "CALM").await);
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(metrics.contains("ocpp_rate_limited_total{outcome=\"refused\"}"), "{metrics}");
+    assert!(metrics.contains("ocpp_rate_limited_total{outcome=\"disconnected\"}"), "{metrics}");
+}
+
+/// A masked client text frame (RFC 6455 §5.2).
+fn client_text_frame(text: &str) -> Vec<u8> {
+    let payload = text.as_bytes();
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x81];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&u16::try_from(len).expect("short frame").to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// A raw WebSocket client with a tiny receive buffer, after the handshake.
+async fn raw_charger(app: &TestApp, id: &str) -> tokio::net::TcpStream {
+    let addr: std::net::SocketAddr = app.ocpp_url.trim_start_matches("ws://").parse().expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /{id} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("handshake sent");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("handshake answered");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream
+}
+
+#[actix_web::test]
+async fn a_charger_that_stops_reading_is_disconnected_at_the_high_water_mark() {
+    let app = common::spawn_app_with(&[
+        ("KILOWATT_UNKNOWN_CHARGERS", "accept"),
+        ("KILOWATT_OCPP_OUTBOX_HIGH_WATER_BYTES", "16384"),
+        ("KILOWATT_OCPP_RATE_LIMIT_PER_SECOND", "100000"),
+        ("KILOWATT_OCPP_RATE_LIMIT_BURST", "1000000"),
+    ])
+    .await;
+    let mut stream = raw_charger(&app, "DEAF").await;
+    assert!(eventually(async || count(&app, "SELECT count(*) FROM chargers WHERE online").await == 1).await);
+    // It sends and sends, and never reads what the server answers.
+    let mut sent = 0;
+    while connected(&app, "DEAF").await {
+        let mut batch = Vec::new();
+        for _ in 0..200 {
+            sent += 1;
+            batch.extend(client_text_frame(&format!(r#"[2,"d{sent}","Heartbeat",{{}}]"#)));
+        }
+        stream.write_all(&batch).await.expect("the server keeps reading");
+        assert!(sent < 200_000, "still connected after {sent} unread answers");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Once over the mark the charger is dropped: unregistered, offline, counted.
+    assert!(eventually(async || count(&app, "SELECT count(*) FROM chargers WHERE NOT online").await == 1).await);
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(metrics.contains("ws_outbox_overflows_total{socket=\"charger\"}"), "{metrics}");
+    // Reading now drains what the kernel and the connection still held, then the server closes
+    // the connection (end of stream, or a reset).
+    let mut unread = Vec::new();
+    let closed = tokio::time::timeout(WAIT, stream.read_to_end(&mut unread)).await;
+    assert!(closed.is_ok(), "the server never closed the connection ({} bytes read)", unread.len());
+}
+
+#[actix_web::test]
+async fn a_long_charger_password_costs_one_argon2_check_then_its_keyed_hash_decides() {
+    let secret = ("KILOWATT_SECRET_KEY", "a-32-character-or-longer-test-secret-key");
+    let mut app = common::spawn_app_with(&[secret]).await;
+    let password = "9f2c1e7a44b0d6e3a1c5f8b2";
+    let hash = kilowatt_actors::accounts::hash_pin(password).expect("hash");
+    exec(&app, &format!("INSERT INTO chargers (charge_point_id, password_hash) VALUES ('CP-KEY', '{hash}')")).await;
+    let clock = app.clock.clone();
+    let with = |p: &str| ConnectOptions { password: Some(p.into()), clock: clock.clone(), ..ConnectOptions::default() };
+
+    let charger = ChargePoint::connect_with(&app.ocpp_url, "CP-KEY", with(password)).await.expect("right password");
+    charger.close().await;
+    let mac: String =
+        common::sql::scalar(&app, "SELECT password_mac FROM chargers WHERE charge_point_id = 'CP-KEY'").await;
+    assert!(mac.starts_with("v1$") && !mac.contains(password), "{mac}");
+    assert!(!mac.contains("argon2"));
+
+    // After a restart (same key), the stored MAC decides — right and wrong passwords alike.
+    app.restart().await;
+    let checks = |metrics: &str, method: &str| -> u64 {
+        let prefix = format!("ocpp_password_checks_total{{method=\"{method}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    };
+    let before = app.get_text("/metrics").await.1;
+    let charger = ChargePoint::connect_with(&app.ocpp_url, "CP-KEY", with(password)).await.expect("right password");
+    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
+    charger.close().await;
+    let wrong = ChargePoint::connect_with(&app.ocpp_url, "CP-KEY", with("9f2c1e7a44b0d6e3a1c5f8b3")).await;
+    assert!(matches!(wrong, Err(ConnectError::Http(401))), "{:?}", wrong.err());
+    let after = app.get_text("/metrics").await.1;
+    assert!(checks(&after, "mac") >= checks(&before, "mac") + 2, "{after}");
+
+    // The owner sets a new password: the old MAC no longer vouches for the old password.
+    let new_hash = kilowatt_actors::accounts::hash_pin("a-brand-new-machine-secret").expect("hash");
+    exec(&app, &format!("UPDATE chargers SET password_hash = '{new_hash}' WHERE charge_point_id = 'CP-KEY'")).await;
+    let stale = ChargePoint::connect_with(&app.ocpp_url, "CP-KEY", with(password)).await;
+    assert!(matches!(stale, Err(ConnectError::Http(401))), "{:?}", stale.err());
+    ChargePoint::connect_with(&app.ocpp_url, "CP-KEY", with("a-brand-new-machine-secret")).await.expect("new password");
+}
+
+#[actix_web::test]
+async fn a_short_charger_password_is_never_stored_fast_but_is_checked_once_per_process() {
+    let app = common::spawn_app().await;
+    let hash = kilowatt_actors::accounts::hash_pin("correct horse").expect("hash");
+    exec(&app, &format!("INSERT INTO chargers (charge_point_id, password_hash) VALUES ('CP-SHORT', '{hash}')")).await;
+    let with = |p: &str| ConnectOptions { password: Some(p.into()), ..options(&app) };
+    for _ in 0..3 {
+        let charger = ChargePoint::connect_with(&app.ocpp_url, "CP-SHORT", with("correct horse")).await.expect("ok");
+        charger.close().await;
+    }
+    let wrong = ChargePoint::connect_with(&app.ocpp_url, "CP-SHORT", with("correct horsf")).await;
+    assert!(matches!(wrong, Err(ConnectError::Http(401))), "{:?}", wrong.err());
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM chargers WHERE charge_point_id = 'CP-SHORT' AND password_mac IS NULL").await,
+        1
+    );
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(metrics.contains("ocpp_password_checks_total{method=\"cache\"}"), "{metrics}");
+}
