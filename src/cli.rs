@@ -1,4 +1,4 @@
-//! The command line: `kilowatt [--config FILE] [serve | migrate | user create … | simulate … | demo …]`.
+//! The command line: `kilowatt [--config FILE] [serve | migrate | user create … | simulate … | demo … | bench …]`.
 
 use std::path::PathBuf;
 
@@ -34,6 +34,10 @@ pub enum Command {
     Simulate(crate::simulator::SimulateArgs),
     /// Start the server with demo accounts, stations and simulated chargers.
     Demo(crate::demo::DemoArgs),
+    /// Load benchmark: start Kilowatt on a fresh database and drive it with simulated chargers
+    /// through the hold, storm, heartbeat, meter, mixed and restart scenarios (run it from a
+    /// release build).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `kilowatt user …`

@@ -1,4 +1,4 @@
-//! Commands run from the command line: `migrate`, `user create` and `simulate`.
+//! Commands run from the command line: `migrate`, `user create`, `simulate` and `bench`.
 
 use diesel_async::AsyncConnection;
 use kilowatt_actors::accounts::{self, Role};
@@ -74,6 +74,21 @@ pub async fn simulate(args: crate::simulator::SimulateArgs) -> Result<(), String
     #[allow(clippy::print_stdout)] // The summary is the command's output.
     {
         println!("{summary}");
+    }
+    Ok(())
+}
+
+/// Runs the load benchmark and prints its table; fails with `--fail-on-miss` when a figure is
+/// missed.
+pub async fn bench(args: crate::bench::BenchArgs) -> Result<(), String> {
+    let fail_on_miss = args.fail_on_miss;
+    let report = crate::bench::run(args).await?;
+    #[allow(clippy::print_stdout)] // The table is the command's output.
+    {
+        println!("{}", report.table());
+    }
+    if fail_on_miss && !report.passed {
+        return Err("some figures were missed".to_owned());
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! the `kilowatt-actors` crate.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             }
             Command::Simulate(args) => commands::simulate(args).await,
             Command::Demo(args) => demo::run(config, args).await,
+            Command::Bench(args) => commands::bench(args).await,
         }
     });
     match result {

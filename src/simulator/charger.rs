@@ -35,8 +35,6 @@ use super::{Engine, Rng};
 const MAX_QUEUED: usize = 1_000;
 /// Share of the energy leaving the charger that reaches the battery.
 const EFFICIENCY: f64 = 0.92;
-/// How long a charger switched off at the end of a run waits for its StopTransactions' answers.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// How long a simulated reboot (Reset) keeps the charger offline.
 const REBOOT_TIME: Duration = Duration::from_secs(3);
 /// How long a simulated network outage lasts, seconds.
@@ -501,7 +499,9 @@ impl Charger {
             return;
         }
         let tag = tags[self.tag_cursor % tags.len()].clone();
-        self.tag_cursor += 1;
+        if !engine.config().one_tag_per_charger {
+            self.tag_cursor += 1;
+        }
         if self.connected && self.accepted {
             self.connectors[c].authorizing = true;
             self.set_status(stats, c, Status::Preparing, "NoError");
@@ -592,11 +592,14 @@ impl Charger {
 
     fn meter_due(&mut self, engine: &Engine, c: usize, now: Instant) {
         self.update_meter(c, now);
+        if self.connected && self.pending.is_some() {
+            Stats::bump(&engine.stats().late);
+        }
         let message = self.meter_message(c, Utc::now());
         self.push(engine.stats(), message);
         let interval = self.meter_interval;
         let Some(session) = self.connectors[c].session.as_mut() else { return };
-        session.next_meter = now + interval;
+        session.next_meter = next_tick(session.next_meter, interval, now);
         let full = session.soc >= session.target_soc;
         let was_charging = self.connectors[c].status == Status::Charging;
         if full {
@@ -647,7 +650,7 @@ impl Charger {
             tracing::debug!(charge_point_id = %self.id, message_id, "answer to no outstanding CALL");
             return;
         };
-        stats.latency.record(now.saturating_duration_since(pending.sent_at));
+        stats.round_trip(pending.message.action(), now.saturating_duration_since(pending.sent_at));
         let Ok(payload) = payload else {
             stats.call_error(pending.message.action());
             self.on_refused_call(engine, pending.message, now);
@@ -692,6 +695,10 @@ impl Charger {
                 }
             }
             Outgoing::Stop { seq, .. } => self.transaction_ids.retain(|(s, _)| *s != seq),
+            Outgoing::Meter { soc, .. } => {
+                let samples = 2 + u64::from(soc.is_some());
+                stats.meter_samples_acknowledged.set(stats.meter_samples_acknowledged.get() + samples);
+            }
             _ => {}
         }
     }
@@ -708,7 +715,9 @@ impl Charger {
                     Stats::bump(&stats.accepted);
                 }
                 self.heartbeat = engine.config().heartbeat.or(interval).unwrap_or(self.heartbeat);
-                self.heartbeat_due = Some(now + self.heartbeat);
+                // The first one after 0.5–1.5 intervals: chargers booted together (a connect
+                // storm) spread their heartbeats evenly instead of sending them in bursts.
+                self.heartbeat_due = Some(now + self.heartbeat.mul_f64(self.rng.range(0.5, 1.5)));
                 self.queue_all_statuses(stats);
                 if self.charges && self.next_arrival.is_none() && self.connectors.iter().all(|c| c.session.is_none()) {
                     // Spread first sessions over one gap.
@@ -1062,9 +1071,18 @@ impl Charger {
             if self.pending.as_ref().is_some_and(|p| now >= p.sent_at + self.call_timeout) {
                 self.on_timeout(engine, now);
             }
-            if self.accepted && self.heartbeat_due.is_some_and(|at| now >= at) {
-                self.push(stats, Outgoing::Heartbeat);
-                self.heartbeat_due = Some(now + self.heartbeat);
+            if self.accepted
+                && let Some(due) = self.heartbeat_due.filter(|&due| now >= due)
+            {
+                let queued = self.queue.iter().any(|m| matches!(m, Outgoing::Heartbeat));
+                if self.pending.is_some() || queued {
+                    Stats::bump(&stats.late);
+                }
+                // A heartbeat still waiting to go out stands for this one too.
+                if !queued {
+                    self.push(stats, Outgoing::Heartbeat);
+                }
+                self.heartbeat_due = Some(next_tick(due, self.heartbeat, now));
             }
         }
         for c in 0..self.connectors.len() {
@@ -1180,7 +1198,7 @@ impl Charger {
             if engine.is_stopping() && draining_until.is_none() {
                 // Switched off: end the transactions and give their StopTransactions a moment.
                 self.stop_all(engine, "Local", now);
-                draining_until = Some(now + DRAIN_TIME);
+                draining_until = Some(now + engine.config().drain);
             }
             let mut wrote = false;
             while let Some(text) = self.next_frame(engine, now) {
@@ -1341,8 +1359,12 @@ pub(crate) async fn run(engine: Rc<Engine>, index: usize, tag_offset: usize) {
             }
             Err(error) => {
                 Stats::bump(&stats.connect_failures);
-                if failures == 0 {
-                    tracing::warn!(charge_point_id = %charger.id, %error, "cannot connect");
+                // One warning per run: after a restart of the central system every charger fails
+                // at once, and the progress line counts the failures anyway.
+                if failures == 0 && !engine.warned_connect.replace(true) {
+                    tracing::warn!(charge_point_id = %charger.id, %error, "cannot connect (further failures are counted, not logged)");
+                } else {
+                    tracing::debug!(charge_point_id = %charger.id, %error, "cannot connect");
                 }
                 failures = failures.saturating_add(1);
                 Instant::now() + backoff(&mut charger.rng, failures)
@@ -1352,6 +1374,14 @@ pub(crate) async fn run(engine: Rc<Engine>, index: usize, tag_offset: usize) {
             return;
         }
     }
+}
+
+/// When a periodic message is next due: one interval after the last was due (a fixed rate,
+/// whatever the answers' delay), or one interval from now when it fell more than an interval
+/// behind.
+fn next_tick(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = due + interval;
+    if next > now { next } else { now + interval }
 }
 
 /// Reconnect delay after `failures` failed attempts: 1 s doubling to 30 s, with jitter so a
@@ -1465,6 +1495,72 @@ mod tests {
         cp.on_command(&engine, "b", "Teleport", &json!({}), now);
         assert_eq!(frame(&cp.replies[0])[0], 4);
         assert_eq!(frame(&cp.replies[1])[2], "NotImplemented");
+    }
+
+    #[actix_web::test]
+    async fn heartbeats_keep_a_fixed_pace_and_count_as_late_when_the_last_one_is_still_waiting() {
+        let (engine, mut cp) = charger(Scenario::Idle);
+        cp.connected = true;
+        cp.needs_boot = false;
+        cp.accepted = true;
+        cp.heartbeat = Duration::from_secs(1);
+        let start = Instant::now();
+        cp.heartbeat_due = Some(start);
+        // Handled 300 ms late, the next is still due one interval after this one was.
+        cp.on_timer(&engine, start + Duration::from_millis(300));
+        assert_eq!(cp.heartbeat_due, Some(start + Duration::from_secs(1)));
+        assert_eq!(cp.queue.len(), 1);
+        assert_eq!(engine.stats().late.get(), 0);
+        // The first has not gone out when the next falls due: late, and not queued twice.
+        cp.on_timer(&engine, start + Duration::from_secs(1));
+        assert_eq!(cp.queue.len(), 1);
+        assert_eq!(engine.stats().late.get(), 1);
+        // Far behind, the pace starts again from now instead of catching up in a burst.
+        cp.on_timer(&engine, start + Duration::from_secs(10));
+        assert_eq!(cp.heartbeat_due, Some(start + Duration::from_secs(11)));
+    }
+
+    #[actix_web::test]
+    async fn with_one_tag_per_charger_every_car_at_a_charger_presents_the_same_idtag() {
+        let mut config = Config::new("ws://127.0.0.1:9", 3);
+        config.scenario = Scenario::Charging;
+        config.id_tags = vec!["TAG-A".to_owned(), "TAG-B".to_owned(), "TAG-C".to_owned()];
+        config.one_tag_per_charger = true;
+        let engine = Engine::new(config);
+        let mut cp = Charger::new(&engine, 1, 1);
+        cp.connected = true;
+        cp.needs_boot = false;
+        cp.accepted = true;
+        for _ in 0..3 {
+            cp.arrive(&engine, Instant::now());
+            let tag = cp.queue.iter().find_map(|m| match m {
+                Outgoing::Authorize { tag, .. } => Some(tag.clone()),
+                _ => None,
+            });
+            assert_eq!(tag.as_deref(), Some("TAG-B"));
+            // The car leaves again.
+            cp.queue.clear();
+            for connector in &mut cp.connectors {
+                connector.authorizing = false;
+                connector.status = Status::Available;
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn acknowledged_meter_values_count_their_sampled_values_and_refused_ones_do_not() {
+        let (engine, mut cp) = charger(Scenario::Charging);
+        let now = Instant::now();
+        let meter = |soc| Outgoing::Meter { connector: 1, seq: None, wh: 10, power_w: 0, soc, at: Utc::now() };
+        cp.pending = Some(Pending { id: 3, message: meter(Some(50)), sent_at: now });
+        cp.on_answer(&engine, "3", Ok(&json!({})), now);
+        cp.pending = Some(Pending { id: 4, message: meter(None), sent_at: now });
+        cp.on_answer(&engine, "4", Err(()), now);
+        let stats = engine.stats();
+        assert_eq!(stats.meter_samples_acknowledged.get(), 3, "energy, power and SoC of the first only");
+        assert_eq!(stats.latency_of(Action::MeterValues).count(), 2);
+        assert_eq!(stats.answers.get(), 2);
+        assert_eq!(stats.call_errors_of(Action::MeterValues), 1);
     }
 
     #[actix_web::test]

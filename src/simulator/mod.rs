@@ -5,7 +5,8 @@
 //!
 //! - this file: the configuration ([`Config`], and [`SimulateArgs`] for the command line), the
 //!   engine ([`run`], [`run_until`]) that ramps connections up, prints the progress line and
-//!   stops everything, and the final [`Summary`];
+//!   stops everything, and the final [`Summary`]; [`Fleet`] is the same engine for callers that
+//!   watch the live counters and decide when to stop (the benchmark);
 //! - [`charger`]: one simulated charger's state machine and its connection task;
 //! - [`curve`]: the charging curve;
 //! - [`stats`]: counters and the latency histogram.
@@ -67,6 +68,9 @@ pub struct Config {
     /// idTags presented for RFID sessions, round-robin; empty: chargers in free-vend mode
     /// start without Authorize and keep charging whatever the idTag status.
     pub id_tags: Vec<String>,
+    /// The k-th charging charger always presents idTag k (one driver per charger) instead of
+    /// taking the next one in turn, so no two chargers ever present the same idTag at once.
+    pub one_tag_per_charger: bool,
     /// How often a charging connector sends MeterValues.
     pub meter_interval: Duration,
     /// Heartbeat interval; `None` uses the one the central system gives at boot.
@@ -87,6 +91,9 @@ pub struct Config {
     pub source_addrs: Vec<IpAddr>,
     /// How long a CALL waits for its answer.
     pub call_timeout: Duration,
+    /// How long a charger switched off at the end of the run stays connected to get its
+    /// StopTransactions answered (it leaves sooner once they are).
+    pub drain: Duration,
     /// Print the progress line to stderr every second.
     pub progress: bool,
     /// Seed of the per-charger random numbers (same seed, same vehicles and timings).
@@ -103,6 +110,7 @@ impl fmt::Debug for Config {
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("scenario", &self.scenario)
             .field("id_tags", &self.id_tags.len())
+            .field("one_tag_per_charger", &self.one_tag_per_charger)
             .field("meter_interval", &self.meter_interval)
             .field("heartbeat", &self.heartbeat)
             .field("session_gap", &self.session_gap)
@@ -112,6 +120,7 @@ impl fmt::Debug for Config {
             .field("ramp", &self.ramp)
             .field("source_addrs", &self.source_addrs)
             .field("call_timeout", &self.call_timeout)
+            .field("drain", &self.drain)
             .field("progress", &self.progress)
             .field("seed", &self.seed)
             .finish()
@@ -129,6 +138,7 @@ impl Config {
             password: None,
             scenario: Scenario::Idle,
             id_tags: Vec::new(),
+            one_tag_per_charger: false,
             meter_interval: Duration::from_secs(60),
             heartbeat: None,
             session_gap: Duration::from_secs(300),
@@ -138,6 +148,7 @@ impl Config {
             ramp: 100.0,
             source_addrs: Vec::new(),
             call_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(2),
             progress: false,
             seed: 1,
         }
@@ -260,6 +271,7 @@ impl SimulateArgs {
             password: self.password,
             scenario: self.scenario,
             id_tags: self.id_tags.into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+            one_tag_per_charger: false,
             meter_interval: seconds("meter-interval", self.meter_interval)?,
             heartbeat: self.heartbeat.map(|h| seconds("heartbeat", h)).transpose()?,
             session_gap: seconds("session-gap", self.session_gap)?,
@@ -269,6 +281,7 @@ impl SimulateArgs {
             ramp: self.ramp,
             source_addrs: self.source_addr,
             call_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(2),
             progress: true,
             seed: self.seed,
         };
@@ -324,7 +337,13 @@ pub struct Summary {
     pub reconnects: u64,
     /// Messages dropped from a full offline queue.
     pub dropped: u64,
-    /// Round trips measured.
+    /// Heartbeats and MeterValues that fell due while an earlier CALL was unanswered.
+    pub late: u64,
+    /// CALLs answered (CALLRESULT or CALLERROR) over the whole run.
+    pub answered: u64,
+    /// Sampled values in MeterValues answered with a CALLRESULT.
+    pub meter_samples_acknowledged: u64,
+    /// Round trips measured (since the latencies were last reset).
     pub round_trips: u64,
     /// Median CALL → answer latency.
     pub latency_p50: Option<Duration>,
@@ -363,6 +382,9 @@ impl Summary {
             faults: stats.faults.get(),
             reconnects: stats.reconnects.get(),
             dropped: stats.dropped.get(),
+            late: stats.late.get(),
+            answered: stats.answers.get(),
+            meter_samples_acknowledged: stats.meter_samples_acknowledged.get(),
             round_trips: latency.count(),
             latency_p50: latency.quantile(0.5),
             latency_p99: latency.quantile(0.99),
@@ -483,6 +505,8 @@ pub(crate) struct Engine {
     stopping: Cell<bool>,
     stop: Notify,
     tasks: RefCell<Vec<JoinHandle<()>>>,
+    /// Whether a failed connection was logged already (one warning per run).
+    pub(crate) warned_connect: Cell<bool>,
 }
 
 impl Engine {
@@ -509,6 +533,7 @@ impl Engine {
             stopping: Cell::new(false),
             stop: Notify::new(),
             tasks: RefCell::new(Vec::new()),
+            warned_connect: Cell::new(false),
         }
     }
 
@@ -556,39 +581,80 @@ pub async fn run(config: Config) -> Result<Summary, String> {
 /// Runs the simulation until `stop` resolves or [`Config::duration`] has passed, then closes
 /// every connection and answers what happened.
 pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result<Summary, String> {
-    config.validate()?;
-    let engine = Rc::new(Engine::new(config));
-    let started = Instant::now();
-    let ramp = actix_web::rt::spawn(ramp_up(engine.clone()));
-    let mut progress = Progress::new(engine.config.progress);
+    let fleet = Fleet::start(config)?;
+    let started = fleet.started;
+    let mut progress = Progress::new(fleet.engine.config.progress);
     let mut tick = tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
-    let deadline = engine.config.duration.map(|d| started + d);
+    let deadline = fleet.engine.config.duration.map(|d| started + d);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
             () = sleep_until_some(deadline) => break,
-            _ = tick.tick() => progress.print(&engine, started),
+            _ = tick.tick() => progress.print(&fleet.engine, started),
         }
     }
-    let (elapsed, connected) = (started.elapsed(), engine.stats.connected.get());
-    engine.stop();
-    ramp.abort();
-    // Chargers stop their transactions, close their sockets and finish; give them a moment
-    // (they drain for up to 2 s and wait up to 1 s for the close), then stop the stragglers.
-    let mut tasks = std::mem::take(&mut *engine.tasks.borrow_mut());
-    let wait_all = async {
-        for task in &mut tasks {
-            let _ = task.await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), wait_all).await.is_err() {
-        tasks.iter().for_each(JoinHandle::abort);
-    }
+    let summary = fleet.stop().await;
     progress.finish();
-    let mut summary = Summary::from_stats(&engine.stats, elapsed, engine.config.chargers);
-    summary.connected = connected;
     Ok(summary)
+}
+
+/// A running simulation that its caller watches ([`Fleet::stats`]) and stops
+/// ([`Fleet::stop`]) itself; [`Config::duration`] and [`Config::progress`] are not used. Like
+/// [`run`], it lives on the caller's single-threaded runtime.
+pub struct Fleet {
+    engine: Rc<Engine>,
+    started: Instant,
+    ramp: JoinHandle<()>,
+}
+
+impl Fleet {
+    /// Checks the configuration and starts connecting the chargers (at [`Config::ramp`]).
+    pub fn start(config: Config) -> Result<Self, String> {
+        config.validate()?;
+        let engine = Rc::new(Engine::new(config));
+        let started = Instant::now();
+        let ramp = actix_web::rt::spawn(ramp_up(engine.clone()));
+        Ok(Fleet { engine, started, ramp })
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> &Stats {
+        &self.engine.stats
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &Config {
+        &self.engine.config
+    }
+
+    /// Time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Switches every charger off: each stops its transactions, waits up to [`Config::drain`]
+    /// for their answers and closes its socket. Answers what the run did.
+    pub async fn stop(self) -> Summary {
+        let engine = self.engine;
+        let (elapsed, connected) = (self.started.elapsed(), engine.stats.connected.get());
+        engine.stop();
+        self.ramp.abort();
+        // Chargers drain for up to `drain` and wait up to 1 s for the close; give them that
+        // and a moment more, then stop the stragglers.
+        let mut tasks = std::mem::take(&mut *engine.tasks.borrow_mut());
+        let wait_all = async {
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(engine.config.drain + Duration::from_secs(3), wait_all).await.is_err() {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+        let mut summary = Summary::from_stats(&engine.stats, elapsed, engine.config.chargers);
+        summary.connected = connected;
+        summary
+    }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

@@ -2,8 +2,8 @@
 //! and a latency histogram of CALL → answer round trips.
 //!
 //! Everything runs on one thread, so the counters are plain `Cell`s (no atomics), and latencies
-//! go into a fixed set of logarithmic buckets — a sample costs one increment, whatever the
-//! number of chargers or the length of the run.
+//! go into a fixed set of logarithmic buckets — a sample costs two increments (the overall
+//! histogram and its action's), whatever the number of chargers or the length of the run.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -75,6 +75,7 @@ const OCTAVES: usize = 28;
 const BUCKETS: usize = LINEAR as usize + OCTAVES * SUB as usize;
 
 /// A latency histogram with fixed logarithmic buckets (microseconds, ≈ 12 % wide).
+#[derive(Clone)]
 pub struct Histogram {
     buckets: [Cell<u64>; BUCKETS],
     count: Cell<u64>,
@@ -118,6 +119,13 @@ impl Histogram {
         if micros > self.max_micros.get() {
             self.max_micros.set(micros);
         }
+    }
+
+    /// Forgets every sample (to start a measurement window).
+    pub fn reset(&self) {
+        self.buckets.iter().for_each(|bucket| bucket.set(0));
+        self.count.set(0);
+        self.max_micros.set(0);
     }
 
     /// How many samples were recorded.
@@ -189,8 +197,19 @@ pub struct Stats {
     pub reconnects: Cell<u64>,
     /// Messages dropped because the offline queue was full.
     pub dropped: Cell<u64>,
+    /// Heartbeats and MeterValues that fell due while the charger still waited for the answer
+    /// to an earlier CALL (so they went out late, or — a heartbeat already queued — not at all):
+    /// the central system is not keeping up with the offered rate.
+    pub late: Cell<u64>,
+    /// Sampled values in MeterValues the central system answered with a CALLRESULT (each one
+    /// a row it stored).
+    pub meter_samples_acknowledged: Cell<u64>,
+    /// CALLs answered (CALLRESULT or CALLERROR) since the start; unlike the histograms'
+    /// counts, never reset.
+    pub answers: Cell<u64>,
     /// CALL → CALLRESULT/CALLERROR round trips.
     pub latency: Histogram,
+    latency_by_action: [Histogram; Action::ALL.len()],
 }
 
 impl Stats {
@@ -202,6 +221,24 @@ impl Stats {
     /// Counts a CALLERROR received for a CALL.
     pub fn call_error(&self, action: Action) {
         bump(&self.call_errors[action.index()]);
+    }
+
+    /// Records the round trip of a CALL with this action.
+    pub fn round_trip(&self, action: Action, latency: Duration) {
+        bump(&self.answers);
+        self.latency.record(latency);
+        self.latency_by_action[action.index()].record(latency);
+    }
+
+    /// Round trips of CALLs with this action (answered by a CALLRESULT or a CALLERROR).
+    pub fn latency_of(&self, action: Action) -> &Histogram {
+        &self.latency_by_action[action.index()]
+    }
+
+    /// Forgets every latency sample, overall and per action (to start a measurement window).
+    pub fn reset_latencies(&self) {
+        self.latency.reset();
+        self.latency_by_action.iter().for_each(Histogram::reset);
     }
 
     /// Adds one to a counter.
@@ -324,5 +361,22 @@ mod tests {
         assert_eq!(stats.call_errors_total(), 1);
         assert_eq!(stats.errors(), 1);
         assert_eq!(stats.connected.get(), 0);
+    }
+
+    #[test]
+    fn round_trips_count_overall_and_per_action_until_reset() {
+        let stats = Stats::default();
+        stats.round_trip(Action::Heartbeat, ms(2));
+        stats.round_trip(Action::Heartbeat, ms(4));
+        stats.round_trip(Action::BootNotification, ms(300));
+        assert_eq!(stats.latency.count(), 3);
+        assert_eq!(stats.latency_of(Action::Heartbeat).count(), 2);
+        assert!(stats.latency_of(Action::Heartbeat).quantile(1.0).unwrap() <= ms(4));
+        assert_eq!(stats.latency_of(Action::BootNotification).max(), ms(300));
+        stats.reset_latencies();
+        assert_eq!(stats.answers.get(), 3);
+        assert_eq!(stats.latency.count(), 0);
+        assert_eq!(stats.latency_of(Action::Heartbeat).quantile(0.5), None);
+        assert_eq!(stats.latency_of(Action::BootNotification).max(), Duration::ZERO);
     }
 }
