@@ -191,6 +191,8 @@ pub struct Registry {
     session_env: Option<Arc<SessionEnv>>,
     sessions: HashMap<i64, Addr<SessionActor>>,
     sessions_by_charger: HashMap<String, HashSet<i64>>,
+    /// The other way round, so a close touches one charger's set, not every charger's.
+    charger_of_session: HashMap<i64, String>,
     queue_env: Option<Arc<QueueEnv>>,
     queues: HashMap<String, Addr<QueueActor>>,
 }
@@ -332,6 +334,7 @@ impl Handler<SessionLoaded> for Registry {
         if let Some(addr) = self.sessions.get(&msg.session_id) {
             addr.do_send(if online { SessionEvent::ChargerOnline } else { SessionEvent::ChargerOffline });
         }
+        self.charger_of_session.insert(msg.session_id, msg.charge_point_id.clone());
         self.sessions_by_charger.entry(msg.charge_point_id).or_default().insert(msg.session_id);
     }
 }
@@ -341,10 +344,14 @@ impl Handler<SessionClosed> for Registry {
 
     fn handle(&mut self, msg: SessionClosed, _ctx: &mut Self::Context) {
         self.sessions.remove(&msg.session_id);
-        self.sessions_by_charger.retain(|_, ids| {
+        if let Some(charge_point_id) = self.charger_of_session.remove(&msg.session_id)
+            && let Some(ids) = self.sessions_by_charger.get_mut(&charge_point_id)
+        {
             ids.remove(&msg.session_id);
-            !ids.is_empty()
-        });
+            if ids.is_empty() {
+                self.sessions_by_charger.remove(&charge_point_id);
+            }
+        }
     }
 }
 

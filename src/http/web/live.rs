@@ -5,9 +5,9 @@
 //! REST API's own functions so the rules are the same.
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, http::header, web};
-use actix_web_actors::ws;
 use kilowatt_actors::accounts::Role;
 use kilowatt_actors::browser::{BrowserSocket, CommandError, CommandFuture, MAX_FRAME_BYTES, SocketCommand, Viewer};
+use kilowatt_actors::outbox::{self, SocketOptions};
 use kilowatt_actors::session::StopInitiator;
 use kilowatt_actors::store::{pool, session_views};
 use serde::Deserialize;
@@ -18,6 +18,9 @@ use crate::auth::Auth;
 use crate::http::api::charging::{StartRequest, begin, stop_session};
 use crate::http::error::ApiError;
 use crate::state::AppState;
+
+/// Bytes that may wait for one browser before it is disconnected: hundreds of pushes.
+const OUTBOX_HIGH_WATER_BYTES: usize = 256 * 1024;
 
 /// `?csrf=` on the upgrade.
 #[derive(Debug, Default, Deserialize)]
@@ -46,9 +49,15 @@ pub async fn connect(
     let runner = Box::new(move |command| run(runner_state.clone(), auth.clone(), command));
     let socket = BrowserSocket::new(state.bus.clone(), state.pool.clone(), viewer, state.config.ocpp.ping_interval)
         .with_commands(runner, csrf);
-    ws::WsResponseBuilder::new(socket, &req, stream)
-        .frame_size(MAX_FRAME_BYTES)
-        .start()
+    let options = SocketOptions {
+        protocols: &[],
+        max_frame_bytes: MAX_FRAME_BYTES,
+        high_water_bytes: OUTBOX_HIGH_WATER_BYTES,
+        kind: "browser",
+    };
+    // A browser that stops reading is disconnected once this much waits for it; its page
+    // reconnects and reloads what it shows.
+    outbox::start(&req, stream, &options, |_outbox| socket)
         .map_err(|e| WebError::from(ApiError::bad_request("not_a_websocket", e.to_string())))
 }
 
