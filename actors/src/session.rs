@@ -24,6 +24,9 @@ use crate::store::live_sessions::{self, OpenSessionAt};
 use crate::store::sessions::{self, Settle, Settlement};
 use crate::store::{DbPool, StoreError, pool, session_views, wallets};
 
+/// How long a wallet reading far above the session's cost stands without another read.
+const BALANCE_FRESH_FOR: Duration = Duration::seconds(30);
+
 /// Timings and margins for sessions.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -155,6 +158,9 @@ pub struct SessionActor {
     last_sample_at: Option<DateTime<Utc>>,
     sample_interval: Duration,
     stop_requested: bool,
+    /// The wallet balance last read, and when (by the session clock): while the cost is far
+    /// from it, meter updates need not read it again.
+    known_balance: Option<(Decimal, DateTime<Utc>)>,
     timers: Vec<(Timer, SpawnHandle)>,
     /// The status this actor is counted under in the `kilowatt_sessions` gauge.
     counted_as: Option<&'static str>,
@@ -173,6 +179,7 @@ impl SessionActor {
             last_sample_at: None,
             sample_interval: Duration::seconds(60),
             stop_requested: false,
+            known_balance: None,
             timers: Vec::new(),
             counted_as: None,
         }
@@ -279,6 +286,10 @@ impl SessionActor {
     }
 
     /// Checks the driver's limits and the wallet after new meter values.
+    ///
+    /// The prepaid cut-off reads the wallet on each update while the cost nears the balance;
+    /// far from it, a reading younger than [`BALANCE_FRESH_FOR`] stands (one read per session
+    /// every half minute instead of one per meter update).
     fn check_limits(&mut self, ctx: &mut Context<Self>) {
         if self.stop_requested {
             return;
@@ -303,6 +314,16 @@ impl SessionActor {
         }
         let env = self.env.clone();
         let cost = session.cost;
+        // A fresh reading far above the cost (under half of it spent, margin included) stands:
+        // only another debit of half the wallet within the freshness window could make it
+        // wrong, and near the cut-off every update reads the wallet again.
+        let now = env.clock.now();
+        if let Some((balance, read_at)) = self.known_balance
+            && now - read_at < BALANCE_FRESH_FOR
+            && (cost + margin) * Decimal::TWO < balance
+        {
+            return;
+        }
         ctx.spawn(
             async move {
                 let mut conn = pool::connection(&env.pool).await?;
@@ -311,6 +332,9 @@ impl SessionActor {
             .into_actor(self)
             .map(
                 move |balance: Result<Option<Decimal>, StoreError>, act: &mut SessionActor, ctx: &mut Context<Self>| {
+                    if let Ok(Some(balance)) = balance {
+                        act.known_balance = Some((balance, now));
+                    }
                     match balance {
                         Ok(Some(balance)) if cost + margin >= balance && !act.stop_requested => {
                             tracing::info!(session_id = act.id, %cost, %balance, %margin, "prepaid balance reached");
