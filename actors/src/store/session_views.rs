@@ -331,3 +331,66 @@ pub async fn rate(
     .await?;
     Ok(updated > 0)
 }
+
+/// A driver's history criteria: a status and a window on when the session was requested.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryCriteria {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Requested at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Requested before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A page of the driver's sessions matching `filter`, newest first, and how many match.
+pub async fn history_filtered(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    filter: &HistoryCriteria,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SessionRow>, i64), StoreError> {
+    let mut rows = session_rows!().filter(charging_sessions::user_id.eq(user_id)).into_boxed();
+    let mut total = charging_sessions::table.filter(charging_sessions::user_id.eq(user_id)).count().into_boxed();
+    if let Some(status) = &filter.status {
+        rows = rows.filter(charging_sessions::status.eq(status.clone()));
+        total = total.filter(charging_sessions::status.eq(status.clone()));
+    }
+    if let Some(since) = filter.since {
+        rows = rows.filter(charging_sessions::requested_at.ge(since));
+        total = total.filter(charging_sessions::requested_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        rows = rows.filter(charging_sessions::requested_at.lt(until));
+        total = total.filter(charging_sessions::requested_at.lt(until));
+    }
+    let rows = rows.order(charging_sessions::id.desc()).limit(limit).offset(offset).load(conn).await?;
+    let total = total.get_result(conn).await?;
+    Ok((rows, total))
+}
+
+/// Totals of the driver's billed sessions (started and settled, as [`totals`] counts them)
+/// that match `filter`.
+pub async fn totals_filtered(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    filter: &HistoryCriteria,
+) -> Result<Totals, StoreError> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+    Ok(diesel::sql_query(
+        "SELECT count(*)::bigint AS sessions, coalesce(sum(energy_wh), 0)::bigint AS energy_wh, \
+                coalesce(sum(cost), 0) AS spent, coalesce(sum(duration_seconds), 0)::bigint AS duration_seconds \
+         FROM charging_sessions \
+         WHERE user_id = $1 AND settled_at IS NOT NULL AND started_at IS NOT NULL \
+           AND ($2::text IS NULL OR status = $2) \
+           AND ($3::timestamptz IS NULL OR requested_at >= $3) \
+           AND ($4::timestamptz IS NULL OR requested_at < $4)",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Nullable<Text>, _>(filter.status.clone())
+    .bind::<Nullable<Timestamptz>, _>(filter.since)
+    .bind::<Nullable<Timestamptz>, _>(filter.until)
+    .get_result(conn)
+    .await?)
+}

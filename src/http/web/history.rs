@@ -11,12 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use kilowatt_actors::store::StoreError;
 use kilowatt_actors::store::pool;
-use kilowatt_actors::store::schema::{chargers, charging_sessions, connectors, stations, users};
-use kilowatt_actors::store::session_views::{SessionRow, Totals};
+use kilowatt_actors::store::session_views::{self, HistoryCriteria};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -117,14 +113,6 @@ struct Filters {
     to: String,
 }
 
-/// The filters as the queries use them.
-#[derive(Debug, Default, Clone)]
-struct Criteria {
-    status: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-}
-
 impl Filters {
     /// The query string for these filters on `page` (page 1 is left out).
     fn href(&self, page: i64) -> String {
@@ -144,7 +132,7 @@ impl Filters {
     }
 
     /// Checks the filters; what is wrong is reported next to its field.
-    fn parse(&self, now: DateTime<Utc>) -> Result<Criteria, FieldErrors> {
+    fn parse(&self, now: DateTime<Utc>) -> Result<HistoryCriteria, FieldErrors> {
         let status = match self.status.as_str() {
             "" | "all" => None,
             s if STATUSES.contains(&s) => Some(s.to_owned()),
@@ -172,7 +160,7 @@ impl Filters {
         };
         // `to` is inclusive: up to the end of that day.
         let until = to.map(|t| t + Duration::days(1));
-        Ok(Criteria { status, since, until })
+        Ok(HistoryCriteria { status, since, until })
     }
 
     fn any(&self) -> bool {
@@ -193,96 +181,6 @@ fn day_start(text: &str) -> Result<Option<DateTime<Utc>>, &'static str> {
     let midnight = date.and_hms_opt(0, 0, 0).ok_or("Enter a date as YYYY-MM-DD.")?;
     let local = ist().from_local_datetime(&midnight).single().ok_or("Enter a date as YYYY-MM-DD.")?;
     Ok(Some(local.to_utc()))
-}
-
-/// A page of the driver's sessions matching `criteria`, newest first, and how many match.
-async fn filtered_history(
-    conn: &mut AsyncPgConnection,
-    user_id: i64,
-    criteria: &Criteria,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<SessionRow>, i64), StoreError> {
-    let mut rows = charging_sessions::table
-        .inner_join(chargers::table)
-        .inner_join(connectors::table)
-        .left_join(stations::table.on(charging_sessions::station_id.eq(stations::id.nullable())))
-        .left_join(users::table.on(charging_sessions::user_id.eq(users::id.nullable())))
-        .select((
-            charging_sessions::id,
-            charging_sessions::user_id,
-            charging_sessions::status,
-            charging_sessions::source,
-            charging_sessions::transaction_id,
-            charging_sessions::price_per_kwh,
-            charging_sessions::energy_wh,
-            charging_sessions::power_w,
-            charging_sessions::soc_percent,
-            charging_sessions::battery_level_start,
-            charging_sessions::battery_level_end,
-            charging_sessions::cost,
-            charging_sessions::limit_energy_wh,
-            charging_sessions::limit_amount,
-            charging_sessions::requested_at,
-            charging_sessions::started_at,
-            charging_sessions::ended_at,
-            charging_sessions::duration_seconds,
-            charging_sessions::average_power_w,
-            charging_sessions::stop_reason,
-            charging_sessions::meter_fault,
-            charging_sessions::rating,
-            chargers::charge_point_id,
-            connectors::connector_number,
-            charging_sessions::station_id,
-            stations::name.nullable(),
-            stations::owner_id.nullable(),
-            users::username.nullable(),
-            users::name.nullable(),
-            users::email.nullable(),
-        ))
-        .filter(charging_sessions::user_id.eq(user_id))
-        .into_boxed();
-    let mut total = charging_sessions::table.filter(charging_sessions::user_id.eq(user_id)).count().into_boxed();
-    if let Some(status) = &criteria.status {
-        rows = rows.filter(charging_sessions::status.eq(status.clone()));
-        total = total.filter(charging_sessions::status.eq(status.clone()));
-    }
-    if let Some(since) = criteria.since {
-        rows = rows.filter(charging_sessions::requested_at.ge(since));
-        total = total.filter(charging_sessions::requested_at.ge(since));
-    }
-    if let Some(until) = criteria.until {
-        rows = rows.filter(charging_sessions::requested_at.lt(until));
-        total = total.filter(charging_sessions::requested_at.lt(until));
-    }
-    let rows = rows.order(charging_sessions::id.desc()).limit(limit).offset(offset).load(conn).await?;
-    let total = total.get_result(conn).await?;
-    Ok((rows, total))
-}
-
-/// Totals of the driver's billed sessions (started and settled, as the API counts them) that
-/// match `criteria`.
-async fn filtered_totals(
-    conn: &mut AsyncPgConnection,
-    user_id: i64,
-    criteria: &Criteria,
-) -> Result<Totals, StoreError> {
-    use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
-    Ok(diesel::sql_query(
-        "SELECT count(*)::bigint AS sessions, coalesce(sum(energy_wh), 0)::bigint AS energy_wh, \
-                coalesce(sum(cost), 0) AS spent, coalesce(sum(duration_seconds), 0)::bigint AS duration_seconds \
-         FROM charging_sessions \
-         WHERE user_id = $1 AND settled_at IS NOT NULL AND started_at IS NOT NULL \
-           AND ($2::text IS NULL OR status = $2) \
-           AND ($3::timestamptz IS NULL OR requested_at >= $3) \
-           AND ($4::timestamptz IS NULL OR requested_at < $4)",
-    )
-    .bind::<BigInt, _>(user_id)
-    .bind::<Nullable<Text>, _>(criteria.status.clone())
-    .bind::<Nullable<Timestamptz>, _>(criteria.since)
-    .bind::<Nullable<Timestamptz>, _>(criteria.until)
-    .get_result(conn)
-    .await?)
 }
 
 fn kwh(wh: i64) -> String {
@@ -352,9 +250,10 @@ pub async fn show(
     let number = number.unwrap_or(1);
     let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
     let offset = (number - 1) * PAGE_SIZE;
-    let (rows, total) =
-        filtered_history(&mut conn, session.user.id, &criteria, PAGE_SIZE, offset).await.map_err(ApiError::from)?;
-    let totals = filtered_totals(&mut conn, session.user.id, &criteria).await.map_err(ApiError::from)?;
+    let (rows, total) = session_views::history_filtered(&mut conn, session.user.id, &criteria, PAGE_SIZE, offset)
+        .await
+        .map_err(ApiError::from)?;
+    let totals = session_views::totals_filtered(&mut conn, session.user.id, &criteria).await.map_err(ApiError::from)?;
     drop(conn);
 
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
