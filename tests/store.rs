@@ -45,15 +45,15 @@ async fn user_tables(conn: &mut AsyncPgConnection) -> i64 {
 async fn migrations_run_up_down_and_up_again() {
     let db = TestDatabase::create_empty().await;
     let applied = database::run_migrations(&db.url).await.expect("up");
-    assert_eq!(applied.len(), 6);
+    assert_eq!(applied.len(), 7);
     let mut conn = db.connect().await;
     let tables = user_tables(&mut conn).await;
     assert!(tables >= 16, "only {tables} tables");
     let reverted = database::revert_all_migrations(&db.url).await.expect("down");
-    assert_eq!(reverted, 6);
+    assert_eq!(reverted, 7);
     assert_eq!(user_tables(&mut conn).await, 0, "down left tables behind");
     let applied = database::run_migrations(&db.url).await.expect("up again");
-    assert_eq!(applied.len(), 6);
+    assert_eq!(applied.len(), 7);
     assert_eq!(user_tables(&mut conn).await, tables);
     // Running again applies nothing.
     assert!(database::run_migrations(&db.url).await.expect("idempotent").is_empty());

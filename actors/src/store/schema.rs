@@ -355,8 +355,6 @@ diesel::joinable!(charging_sessions -> stations (station_id));
 diesel::joinable!(charging_sessions -> users (user_id));
 diesel::joinable!(connector_status_history -> connectors (connector_id));
 diesel::joinable!(connectors -> chargers (charger_id));
-diesel::joinable!(meter_values -> chargers (charger_id));
-diesel::joinable!(meter_values -> charging_sessions (session_id));
 diesel::joinable!(notification_deliveries -> notifications (notification_id));
 diesel::joinable!(notifications -> bookings (booking_id));
 diesel::joinable!(notifications -> charging_sessions (session_id));
