@@ -1197,6 +1197,9 @@ impl Charger {
             let now = Instant::now();
             if engine.is_stopping() && draining_until.is_none() {
                 // Switched off: end the transactions and give their StopTransactions a moment.
+                // Meter values it never sent go with it (the StopTransaction carries the final
+                // register), so a backlog cannot keep the stops from going out.
+                self.queue.retain(|message| !matches!(message, Outgoing::Meter { .. }));
                 self.stop_all(engine, "Local", now);
                 draining_until = Some(now + engine.config().drain);
             }
