@@ -311,6 +311,18 @@ pub async fn set_diagnostics_status(
 
 /// The connector row for a charger's connector number, created when first seen.
 pub async fn connector_id(conn: &mut AsyncPgConnection, charger_id: i64, number: i32) -> Result<i64, StoreError> {
+    // Nearly always there already (a charger reports its connectors' status first): a read,
+    // where the upsert would write a new row version every time.
+    let existing: Option<i64> = connectors::table
+        .filter(connectors::charger_id.eq(charger_id))
+        .filter(connectors::connector_number.eq(number))
+        .select(connectors::id)
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     Ok(diesel::insert_into(connectors::table)
         .values((connectors::charger_id.eq(charger_id), connectors::connector_number.eq(number)))
         .on_conflict((connectors::charger_id, connectors::connector_number))

@@ -132,108 +132,118 @@ pub async fn start_transaction(
     now: DateTime<Utc>,
 ) -> Result<StartOutcome, StoreError> {
     let input = input.clone();
-    conn.transaction::<_, StoreError, _>(async move |conn| {
-        let connector = chargers::connector_id(conn, input.charger_id, input.connector_number).await?;
-        let previous: Option<(i64, Option<i32>, Option<i64>)> = charging_sessions::table
-            .filter(charging_sessions::connector_id.eq(connector))
-            .filter(upper(charging_sessions::id_tag).eq(upper(&input.id_tag)))
-            .filter(charging_sessions::meter_start_wh.eq(input.meter_start))
-            .filter(charging_sessions::started_at.eq(input.timestamp))
-            .filter(charging_sessions::transaction_id.is_not_null())
-            .select((charging_sessions::id, charging_sessions::transaction_id, charging_sessions::user_id))
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some((session_id, Some(transaction_id), user_id)) = previous {
-            let mut decision = authorize_id_tag(conn, &input.id_tag, now).await?;
-            if user_id.is_none() && decision.status == "Accepted" {
-                decision.status = "ConcurrentTx";
-            }
-            return Ok(StartOutcome { session_id, transaction_id, decision, retransmission: true, superseded: vec![] });
-        }
+    conn.transaction::<_, StoreError, _>(async move |conn| record_start(conn, &input, now).await).await
+}
 
+/// [`start_transaction`] in the caller's transaction (a group commit of many chargers' starts).
+pub async fn record_start(
+    conn: &mut AsyncPgConnection,
+    input: &StartInput,
+    now: DateTime<Utc>,
+) -> Result<StartOutcome, StoreError> {
+    let connector = chargers::connector_id(conn, input.charger_id, input.connector_number).await?;
+    let previous: Option<(i64, Option<i32>, Option<i64>)> = charging_sessions::table
+        .filter(charging_sessions::connector_id.eq(connector))
+        .filter(upper(charging_sessions::id_tag).eq(upper(&input.id_tag)))
+        .filter(charging_sessions::meter_start_wh.eq(input.meter_start))
+        .filter(charging_sessions::started_at.eq(input.timestamp))
+        // The fingerprint index's own conditions, so it is used (without them: a scan of every
+        // session for every start).
+        .filter(charging_sessions::source.ne("manual"))
+        .filter(charging_sessions::transaction_id.is_not_null())
+        .select((charging_sessions::id, charging_sessions::transaction_id, charging_sessions::user_id))
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some((session_id, Some(transaction_id), user_id)) = previous {
         let mut decision = authorize_id_tag(conn, &input.id_tag, now).await?;
-        let open: Vec<OpenSession> = charging_sessions::table
-            .filter(charging_sessions::connector_id.eq(connector))
-            .filter(charging_sessions::status.eq_any(["pending", "active"]))
-            .select((charging_sessions::id, charging_sessions::user_id, charging_sessions::status))
-            .load(conn)
-            .await?;
-        // A remote start for this driver waiting on this connector becomes the transaction.
-        if let Some(pending) =
-            open.iter().find(|s| s.status == "pending" && s.user_id.is_some() && s.user_id == decision.user_id)
-        {
-            let transaction_id: i32 = diesel::update(charging_sessions::table.find(pending.id))
-                .set((
-                    charging_sessions::transaction_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Integer>>(
-                        "nextval('ocpp_transaction_id_seq')::int",
-                    )),
-                    charging_sessions::status.eq("active"),
-                    charging_sessions::id_tag.eq(&input.id_tag),
-                    charging_sessions::meter_start_wh.eq(input.meter_start),
-                    charging_sessions::meter_last_wh.eq(input.meter_start),
-                    charging_sessions::started_at.eq(input.timestamp),
-                    charging_sessions::updated_at.eq(now),
-                ))
-                .returning(charging_sessions::transaction_id.assume_not_null())
-                .get_result(conn)
-                .await?;
-            return Ok(StartOutcome {
-                session_id: pending.id,
-                transaction_id,
-                decision,
-                retransmission: false,
-                superseded: vec![],
-            });
+        if user_id.is_none() && decision.status == "Accepted" {
+            decision.status = "ConcurrentTx";
         }
-        // Anything else still open on this connector is stale: the charger has moved on.
-        let mut superseded = Vec::new();
-        for stale in &open {
-            let reason = "Superseded: the charger started a new transaction on this connector";
-            settle(conn, stale.id, &Settle::failed_or_billed(now, reason), now).await?;
-            superseded.push(stale.id);
-        }
-        if decision.status == "Accepted"
-            && let Some(user_id) = decision.user_id
-        {
-            // Two chargers starting for one driver at once: the driver's row serialises them,
-            // so the second sees the first's session and is answered ConcurrentTx.
-            users::table.find(user_id).select(users::id).for_update().first::<i64>(conn).await?;
-            if has_open_session(conn, user_id).await? {
-                decision.status = "ConcurrentTx";
-            }
-        }
-        let billable_user = if decision.status == "Accepted" { decision.user_id } else { None };
-        let (station_id, price): (Option<i64>, Option<Decimal>) = chargers_t::table
-            .left_join(stations::table)
-            .filter(chargers_t::id.eq(input.charger_id))
-            .select((chargers_t::station_id, stations::price_per_kwh.nullable()))
-            .first(conn)
-            .await?;
-        let (session_id, transaction_id): (i64, i32) = diesel::insert_into(charging_sessions::table)
-            .values((
-                charging_sessions::user_id.eq(billable_user),
-                charging_sessions::charger_id.eq(input.charger_id),
-                charging_sessions::connector_id.eq(connector),
-                charging_sessions::station_id.eq(station_id),
+        return Ok(StartOutcome { session_id, transaction_id, decision, retransmission: true, superseded: vec![] });
+    }
+
+    let mut decision = authorize_id_tag(conn, &input.id_tag, now).await?;
+    let open: Vec<OpenSession> = charging_sessions::table
+        .filter(charging_sessions::connector_id.eq(connector))
+        .filter(charging_sessions::status.eq_any(["pending", "active"]))
+        .select((charging_sessions::id, charging_sessions::user_id, charging_sessions::status))
+        .load(conn)
+        .await?;
+    // A remote start for this driver waiting on this connector becomes the transaction.
+    if let Some(pending) =
+        open.iter().find(|s| s.status == "pending" && s.user_id.is_some() && s.user_id == decision.user_id)
+    {
+        let transaction_id: i32 = diesel::update(charging_sessions::table.find(pending.id))
+            .set((
                 charging_sessions::transaction_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Integer>>(
                     "nextval('ocpp_transaction_id_seq')::int",
                 )),
-                charging_sessions::id_tag.eq(&input.id_tag),
-                charging_sessions::source.eq("charger"),
                 charging_sessions::status.eq("active"),
-                charging_sessions::price_per_kwh.eq(price.unwrap_or_default()),
+                charging_sessions::id_tag.eq(&input.id_tag),
                 charging_sessions::meter_start_wh.eq(input.meter_start),
                 charging_sessions::meter_last_wh.eq(input.meter_start),
-                charging_sessions::requested_at.eq(now),
                 charging_sessions::started_at.eq(input.timestamp),
+                charging_sessions::updated_at.eq(now),
             ))
-            .returning((charging_sessions::id, charging_sessions::transaction_id.assume_not_null()))
+            .returning(charging_sessions::transaction_id.assume_not_null())
             .get_result(conn)
             .await?;
-        Ok(StartOutcome { session_id, transaction_id, decision, retransmission: false, superseded })
-    })
-    .await
+        return Ok(StartOutcome {
+            session_id: pending.id,
+            transaction_id,
+            decision,
+            retransmission: false,
+            superseded: vec![],
+        });
+    }
+    // Anything else still open on this connector is stale: the charger has moved on.
+    let mut superseded = Vec::new();
+    for stale in &open {
+        let reason = "Superseded: the charger started a new transaction on this connector";
+        settle(conn, stale.id, &Settle::failed_or_billed(now, reason), now).await?;
+        superseded.push(stale.id);
+    }
+    if decision.status == "Accepted"
+        && let Some(user_id) = decision.user_id
+    {
+        // Two chargers starting for one driver at once: the driver's row serialises them,
+        // so the second sees the first's session and is answered ConcurrentTx. (NO KEY: the
+        // lock must not wait on the ledger rows other transactions add for this driver.)
+        users::table.find(user_id).select(users::id).for_no_key_update().first::<i64>(conn).await?;
+        if has_open_session(conn, user_id).await? {
+            decision.status = "ConcurrentTx";
+        }
+    }
+    let billable_user = if decision.status == "Accepted" { decision.user_id } else { None };
+    let (station_id, price): (Option<i64>, Option<Decimal>) = chargers_t::table
+        .left_join(stations::table)
+        .filter(chargers_t::id.eq(input.charger_id))
+        .select((chargers_t::station_id, stations::price_per_kwh.nullable()))
+        .first(conn)
+        .await?;
+    let (session_id, transaction_id): (i64, i32) = diesel::insert_into(charging_sessions::table)
+        .values((
+            charging_sessions::user_id.eq(billable_user),
+            charging_sessions::charger_id.eq(input.charger_id),
+            charging_sessions::connector_id.eq(connector),
+            charging_sessions::station_id.eq(station_id),
+            charging_sessions::transaction_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Integer>>(
+                "nextval('ocpp_transaction_id_seq')::int",
+            )),
+            charging_sessions::id_tag.eq(&input.id_tag),
+            charging_sessions::source.eq("charger"),
+            charging_sessions::status.eq("active"),
+            charging_sessions::price_per_kwh.eq(price.unwrap_or_default()),
+            charging_sessions::meter_start_wh.eq(input.meter_start),
+            charging_sessions::meter_last_wh.eq(input.meter_start),
+            charging_sessions::requested_at.eq(now),
+            charging_sessions::started_at.eq(input.timestamp),
+        ))
+        .returning((charging_sessions::id, charging_sessions::transaction_id.assume_not_null()))
+        .get_result(conn)
+        .await?;
+    Ok(StartOutcome { session_id, transaction_id, decision, retransmission: false, superseded })
 }
 
 /// One sampled value, ready to store.
