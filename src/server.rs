@@ -114,11 +114,14 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     }
     let registry = Registry::start_supervised();
     let bus = Bus::default();
-    // The charger writers' batches (identities, boots, statuses, meter values, presence) get 8
-    // connections of their own: handshakes and API calls queueing for the main pool must never
-    // hold up the one batch that would answer them all.
-    let writer_pool =
-        pool::build_pool(config.database_url.expose(), PoolSettings { max_size: 8, timeout: config.db_timeout })?;
+    // The charger writers' batches (identities, boots, statuses, meter values, transactions,
+    // presence) get connections of their own, one for every batch that can be in flight:
+    // handshakes and API calls queueing for the main pool must never hold up the one batch that
+    // would answer them all.
+    let writer_pool = pool::build_pool(
+        config.database_url.expose(),
+        PoolSettings { max_size: kilowatt_actors::charger::WRITER_CONNECTIONS, timeout: config.db_timeout },
+    )?;
     let charger_env = Arc::new(ChargerEnv {
         pool: pool.clone(),
         clock: clock.clone(),

@@ -74,8 +74,21 @@ impl<I: 'static, O: 'static> GroupCommit<I, O> {
     /// Starts a writer on the current runtime: batches of `write`, at most `writers` at once,
     /// each on a connection from `pool`. `name` labels its metrics and logs.
     pub fn start(name: &'static str, pool: DbPool, writers: usize, write: BatchFn<I, O>) -> Self {
+        Self::start_with_batch(name, pool, writers, MAX_BATCH, write)
+    }
+
+    /// As [`GroupCommit::start`], with batches of at most `max_batch` writes: smaller batches
+    /// on more writers suit writes that are many statements each (a batch runs its writes one
+    /// after another on one connection, so its length is their sum).
+    pub fn start_with_batch(
+        name: &'static str,
+        pool: DbPool,
+        writers: usize,
+        max_batch: usize,
+        write: BatchFn<I, O>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        actix_rt::spawn(collect_batches(name, pool, writers.max(1), write, receiver));
+        actix_rt::spawn(collect_batches(name, pool, writers.max(1), max_batch.max(1), write, receiver));
         GroupCommit { sender }
     }
 
@@ -94,14 +107,15 @@ async fn collect_batches<I: 'static, O: 'static>(
     name: &'static str,
     pool: DbPool,
     writers: usize,
+    max_batch: usize,
     write: BatchFn<I, O>,
     mut receiver: mpsc::Receiver<Job<I, O>>,
 ) {
     let writers = Arc::new(Semaphore::new(writers));
     loop {
         let Ok(permit) = writers.clone().acquire_owned().await else { return };
-        let mut jobs = Vec::with_capacity(MAX_BATCH.min(receiver.len().max(1)));
-        if receiver.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+        let mut jobs = Vec::with_capacity(max_batch.min(receiver.len().max(1)));
+        if receiver.recv_many(&mut jobs, max_batch).await == 0 {
             return;
         }
         let pool = pool.clone();

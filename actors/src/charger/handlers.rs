@@ -5,14 +5,16 @@
 //!
 //! The most frequent messages never hold a database connection of their own: a Heartbeat is
 //! answered at once (last-seen goes to the presence batcher, [`crate::last_seen`]); Boot-,
-//! Status- and MeterValues go to the group-committing writers ([`crate::meter_writer`]) and
-//! are answered once their batch is committed.
+//! Status- and MeterValues go to the group-committing writers ([`crate::meter_writer`]), and
+//! Authorize, Start- and StopTransaction to the transaction writer ([`super::transactions`]);
+//! each is answered once its batch is committed.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::json;
 
 use super::ChargerEnv;
+use super::transactions::{TransactionDone, TransactionMessage, TransactionWrite};
 use crate::bus::{charger_topic, session_topic};
 use crate::meter_writer::WriteError;
 use crate::ocpp::messages::core::*;
@@ -24,10 +26,8 @@ use crate::ocpp::{
 use crate::registry::{ConnectorFreed, NotifyChargerSessions, NotifySession};
 use crate::session::SessionEvent;
 use crate::store::chargers::{self, BootReport, StatusReport};
-use crate::store::sessions::{
-    self, IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome,
-};
-use crate::store::{AsyncPgConnection, StoreError, live_sessions, pool, wallets};
+use crate::store::sessions::{IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome};
+use crate::store::{AsyncPgConnection, StoreError, pool};
 
 /// What one connection knows about its charger.
 #[derive(Debug, Clone)]
@@ -159,72 +159,20 @@ pub async fn handle(
             Ok(MeterValuesResponse {}.into())
         }
         ChargePointRequest::StopTransaction(stop) => {
-            // Its readings first, through the meter writer, before this call holds a connection.
+            // Its readings first, through the meter writer.
             if let Some(data) = stop.transaction_data.as_deref().filter(|d| !d.is_empty()) {
                 record_meter_values(env, state, 0, Some(stop.transaction_id), data, now).await?;
             }
-            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
-            stop_transaction(env, &mut conn, state, stop, now).await
+            stop_transaction(env, state, stop, now).await
         }
-        request => {
-            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
-            handle_with_connection(env, &mut conn, state, request, now).await
-        }
-    }
-}
-
-/// Every other message, on one pooled connection.
-async fn handle_with_connection(
-    env: &ChargerEnv,
-    conn: &mut AsyncPgConnection,
-    state: &mut ConnectionState,
-    request: ChargePointRequest,
-    now: DateTime<Utc>,
-) -> Result<CentralSystemResponse, CallError> {
-    Ok(match request {
         ChargePointRequest::Authorize(request) => {
-            let mut decision =
-                sessions::authorize_id_tag(conn, request.id_tag.as_str(), now).await.map_err(internal)?;
-            if decision.status == "Accepted"
-                && let Some(user_id) = decision.user_id
-                && sessions::has_open_session(conn, user_id).await.map_err(internal)?
-            {
-                decision.status = "ConcurrentTx";
-            }
-            refuse_without_balance(env, conn, &mut decision).await?;
-            AuthorizeResponse { id_tag_info: id_tag_info(&decision) }.into()
-        }
-        ChargePointRequest::StartTransaction(start) => {
-            let input = StartInput {
-                charger_id: state.charger_id,
-                connector_number: i32::try_from(start.connector_id).unwrap_or(i32::MAX),
-                id_tag: start.id_tag.as_str().to_string(),
-                meter_start: start.meter_start,
-                timestamp: start.timestamp,
+            let message = TransactionMessage::Authorize { id_tag: request.id_tag.as_str().to_string() };
+            let TransactionDone::Authorized(decision) = submit_transaction(env, message, now).await? else {
+                return Err(mismatched_answer());
             };
-            let mut outcome = sessions::start_transaction(conn, &input, now).await.map_err(internal)?;
-            for superseded in &outcome.superseded {
-                env.registry.do_send(NotifySession { session_id: *superseded, event: SessionEvent::Settled });
-            }
-            refuse_without_balance(env, conn, &mut outcome.decision).await?;
-            if !outcome.retransmission {
-                env.registry.do_send(NotifySession { session_id: outcome.session_id, event: SessionEvent::Started });
-                let data = json!({
-                    "chargePointId": state.charge_point_id,
-                    "connectorId": input.connector_number,
-                    "sessionId": outcome.session_id,
-                    "transactionId": outcome.transaction_id,
-                    "idTagStatus": outcome.decision.status,
-                });
-                env.bus.publish(charger_topic(&state.charge_point_id), "transactionStarted", data.clone());
-                env.bus.publish(session_topic(outcome.session_id), "sessionStarted", data);
-            }
-            StartTransactionResponse {
-                id_tag_info: id_tag_info(&outcome.decision),
-                transaction_id: outcome.transaction_id,
-            }
-            .into()
+            Ok(AuthorizeResponse { id_tag_info: id_tag_info(&decision) }.into())
         }
+        ChargePointRequest::StartTransaction(start) => start_transaction(env, state, start, now).await,
         ChargePointRequest::DataTransfer(transfer) => {
             tracing::info!(
                 charge_point_id = %state.charge_point_id,
@@ -232,8 +180,77 @@ async fn handle_with_connection(
                 message_id = ?transfer.message_id.as_ref().map(|m| m.as_str().to_string()),
                 "DataTransfer from charger: no vendor extension registered"
             );
-            DataTransferResponse { status: DataTransferStatus::UnknownVendorId, data: None }.into()
+            Ok(DataTransferResponse { status: DataTransferStatus::UnknownVendorId, data: None }.into())
         }
+        request => {
+            let mut conn = pool::connection(&env.pool).await.map_err(internal)?;
+            handle_with_connection(env, &mut conn, state, request).await
+        }
+    }
+}
+
+/// Queues a transaction message for the group-committing transaction writer.
+async fn submit_transaction(
+    env: &ChargerEnv,
+    message: TransactionMessage,
+    now: DateTime<Utc>,
+) -> Result<TransactionDone, CallError> {
+    let write = TransactionWrite { message, received_at: now, min_start_balance: env.settings.min_start_balance };
+    env.writes.transactions.submit(write).await.map_err(write_failed)
+}
+
+fn mismatched_answer() -> CallError {
+    tracing::error!("the transaction writer answered a different kind of message");
+    CallError::internal("The central system could not process the message; please retry.")
+}
+
+/// A StartTransaction: recorded (or recognised as a retransmission), then the session and its
+/// watchers are told.
+async fn start_transaction(
+    env: &ChargerEnv,
+    state: &ConnectionState,
+    start: StartTransactionRequest,
+    now: DateTime<Utc>,
+) -> Result<CentralSystemResponse, CallError> {
+    let input = StartInput {
+        charger_id: state.charger_id,
+        connector_number: i32::try_from(start.connector_id).unwrap_or(i32::MAX),
+        id_tag: start.id_tag.as_str().to_string(),
+        meter_start: start.meter_start,
+        timestamp: start.timestamp,
+    };
+    let connector_number = input.connector_number;
+    let TransactionDone::Started(outcome) = submit_transaction(env, TransactionMessage::Start(input), now).await?
+    else {
+        return Err(mismatched_answer());
+    };
+    for superseded in &outcome.superseded {
+        env.registry.do_send(NotifySession { session_id: *superseded, event: SessionEvent::Settled });
+    }
+    if !outcome.retransmission {
+        env.registry.do_send(NotifySession { session_id: outcome.session_id, event: SessionEvent::Started });
+        let data = json!({
+            "chargePointId": state.charge_point_id,
+            "connectorId": connector_number,
+            "sessionId": outcome.session_id,
+            "transactionId": outcome.transaction_id,
+            "idTagStatus": outcome.decision.status,
+        });
+        env.bus.publish(charger_topic(&state.charge_point_id), "transactionStarted", data.clone());
+        env.bus.publish(session_topic(outcome.session_id), "sessionStarted", data);
+    }
+    Ok(StartTransactionResponse { id_tag_info: id_tag_info(&outcome.decision), transaction_id: outcome.transaction_id }
+        .into())
+}
+
+/// The rare status reports, on one pooled connection.
+async fn handle_with_connection(
+    env: &ChargerEnv,
+    conn: &mut AsyncPgConnection,
+    state: &mut ConnectionState,
+    request: ChargePointRequest,
+) -> Result<CentralSystemResponse, CallError> {
+    Ok(match request {
         ChargePointRequest::DiagnosticsStatusNotification(status) => {
             chargers::set_diagnostics_status(conn, state.charger_id, status.status.as_str()).await.map_err(internal)?;
             DiagnosticsStatusNotificationResponse {}.into()
@@ -248,6 +265,9 @@ async fn handle_with_connection(
         ChargePointRequest::BootNotification(_)
         | ChargePointRequest::StatusNotification(_)
         | ChargePointRequest::MeterValues(_)
+        | ChargePointRequest::DataTransfer(_)
+        | ChargePointRequest::Authorize(_)
+        | ChargePointRequest::StartTransaction(_)
         | ChargePointRequest::StopTransaction(_) => {
             return Err(CallError::internal("The central system could not process the message; please retry."));
         }
@@ -257,7 +277,6 @@ async fn handle_with_connection(
 /// A StopTransaction (its readings already stored): settles the session exactly once.
 async fn stop_transaction(
     env: &ChargerEnv,
-    conn: &mut AsyncPgConnection,
     state: &ConnectionState,
     stop: StopTransactionRequest,
     now: DateTime<Utc>,
@@ -269,7 +288,10 @@ async fn stop_transaction(
         timestamp: stop.timestamp,
         reason: stop.reason.map(|r| r.as_str().to_string()),
     };
-    let outcome = sessions::stop_transaction(conn, &input, now).await.map_err(internal)?;
+    let message = TransactionMessage::Stop { input, id_tag: stop.id_tag.map(|tag| tag.as_str().to_string()) };
+    let TransactionDone::Stopped { outcome, reconciled, id_tag } = submit_transaction(env, message, now).await? else {
+        return Err(mismatched_answer());
+    };
     match &outcome {
         StopOutcome::Unknown => tracing::warn!(
             charge_point_id = %state.charge_point_id,
@@ -289,24 +311,14 @@ async fn stop_transaction(
             env.bus.publish(charger_topic(&state.charge_point_id), "transactionStopped", data.clone());
             env.bus.publish(session_topic(*session_id), "sessionSettled", data);
         }
-        StopOutcome::Known { session_id, settlement: Settlement::AlreadySettled } => {
-            // Closed earlier (a fault, offline, the owner): the final reading may add
-            // energy the last good reading did not show — at most one adjustment.
-            let reconciled =
-                live_sessions::reconcile_late_stop(conn, *session_id, stop.meter_stop, now).await.map_err(internal)?;
-            tracing::info!(
-                charge_point_id = %state.charge_point_id,
-                transaction_id = stop.transaction_id,
-                ?reconciled,
-                "StopTransaction for a session already settled"
-            );
-        }
+        StopOutcome::Known { settlement: Settlement::AlreadySettled, .. } => tracing::info!(
+            charge_point_id = %state.charge_point_id,
+            transaction_id = stop.transaction_id,
+            ?reconciled,
+            "StopTransaction for a session already settled"
+        ),
     }
-    let id_tag_info = match stop.id_tag {
-        Some(tag) => Some(id_tag_info(&sessions::authorize_id_tag(conn, tag.as_str(), now).await.map_err(internal)?)),
-        None => None,
-    };
-    Ok(StopTransactionResponse { id_tag_info }.into())
+    Ok(StopTransactionResponse { id_tag_info: id_tag.as_ref().map(id_tag_info) }.into())
 }
 
 /// Stores readings through the group-committing meter writer (answered once committed), then
@@ -372,24 +384,6 @@ async fn record_meter_values(
                 "cost": progress.cost,
             }),
         );
-    }
-    Ok(())
-}
-
-/// An accepted driver whose wallet holds less than the minimum to start is answered Blocked.
-async fn refuse_without_balance(
-    env: &ChargerEnv,
-    conn: &mut AsyncPgConnection,
-    decision: &mut IdTagDecision,
-) -> Result<(), CallError> {
-    if decision.status != "Accepted" {
-        return Ok(());
-    }
-    let Some(user_id) = decision.user_id else { return Ok(()) };
-    let balance = wallets::balance(conn, user_id).await.map_err(internal)?.unwrap_or_default();
-    if balance < env.settings.min_start_balance {
-        tracing::info!(user_id, %balance, "idTag refused: wallet below the minimum to start");
-        decision.status = "Blocked";
     }
     Ok(())
 }

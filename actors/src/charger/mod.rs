@@ -15,6 +15,7 @@
 pub mod command;
 pub mod credentials;
 pub mod handlers;
+pub mod transactions;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use tokio::sync::oneshot;
 use self::command::{CommandError, CommandQueue, InFlight, Pending, SendCommand};
 use self::credentials::Credentials;
 use self::handlers::ConnectionState;
+use self::transactions::{TransactionWriter, start_transaction_writer};
 use crate::bus::{Bus, charger_topic};
 use crate::clock::Clock;
 use crate::last_seen::LastSeen;
@@ -103,10 +105,17 @@ pub struct ChargerWriters {
     pub statuses: GroupCommit<StatusWrite, i64>,
     /// MeterValues; each answers where its session's meter stands.
     pub meters: MeterWriter,
+    /// Authorize, StartTransaction and StopTransaction.
+    pub transactions: TransactionWriter,
 }
 
 /// Batches in flight at once per writer: one being committed while the next fills.
 const WRITERS_PER_KIND: usize = 2;
+
+/// Connections the writers can use at once: two batches for each of identities, boots,
+/// statuses and meter values, the transaction writer's, and one for the presence batcher
+/// ([`crate::last_seen`]).
+pub const WRITER_CONNECTIONS: usize = 4 * WRITERS_PER_KIND + transactions::TRANSACTION_WRITERS + 1;
 
 impl ChargerWriters {
     /// Starts the writers on the current runtime, on connections from `pool`.
@@ -115,7 +124,8 @@ impl ChargerWriters {
             identities: GroupCommit::start("identities", pool.clone(), WRITERS_PER_KIND, find_identities),
             boots: GroupCommit::start("boots", pool.clone(), WRITERS_PER_KIND, write_boots),
             statuses: GroupCommit::start("statuses", pool.clone(), WRITERS_PER_KIND, write_statuses),
-            meters: start_meter_writer(pool),
+            meters: start_meter_writer(pool.clone()),
+            transactions: start_transaction_writer(pool),
         }
     }
 }
