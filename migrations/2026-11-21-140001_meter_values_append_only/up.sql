@@ -6,6 +6,11 @@
 ALTER TABLE meter_values DROP CONSTRAINT meter_values_charger_id_fkey;
 ALTER TABLE meter_values DROP CONSTRAINT meter_values_session_id_fkey;
 
+-- Nothing reads meter values by charger (sessions read theirs through meter_values_session_idx;
+-- a charger's raw traffic is in the OCPP message log), so the charger index only cost an
+-- index entry per sampled value: 18 % of the insert's time, measured on 57,000 rows.
+DROP INDEX meter_values_charger_idx;
+
 -- Every meter update rewrites its session's running energy and cost, never an indexed column:
 -- room on each page keeps those heap-only updates.
 ALTER TABLE charging_sessions SET (fillfactor = 80);
