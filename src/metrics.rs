@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::MailboxError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -101,8 +102,15 @@ pub async fn observe_http(
         }
         Err(error) => (error.as_response_error().status_code(), "unmatched".to_string()),
     };
-    let elapsed = started.elapsed();
-    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.as_u16().to_string())];
+    record_http_request(&method, &path, &route, status, started.elapsed());
+    result
+}
+
+/// Records one request in `http_requests_total` and `http_request_duration_seconds` and logs it
+/// (for requests the middleware does not see, such as WebSocket upgrades taken over from it).
+pub fn record_http_request(method: &str, path: &str, route: &str, status: StatusCode, elapsed: Duration) {
+    let labels =
+        [("method", method.to_string()), ("route", route.to_string()), ("status", status.as_u16().to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -111,7 +119,6 @@ pub async fn observe_http(
     } else {
         tracing::info!(%method, %path, %route, status = status.as_u16(), latency_ms, "request");
     }
-    result
 }
 
 /// How often the probe runs.

@@ -2,8 +2,9 @@
 //! timed): heartbeats write nothing until last-seen is flushed (and a graceful stop writes it),
 //! meter values from many chargers are stored once each and answered only after commit, a
 //! flooding charger is refused then disconnected while others are served, a charger that stops
-//! reading is disconnected at the outgoing high-water mark, and charger passwords are checked
-//! with Argon2 once, then by their stored keyed hash.
+//! reading is disconnected at the outgoing high-water mark, the socket taken over from the HTTP
+//! dispatcher serves a frame sent with the handshake and refuses bad upgrades with a JSON
+//! reason, and charger passwords are checked with Argon2 once, then by their stored keyed hash.
 
 mod common;
 
@@ -239,27 +240,122 @@ fn client_text_frame(text: &str) -> Vec<u8> {
     frame
 }
 
-/// A raw WebSocket client with a tiny receive buffer, after the handshake.
-async fn raw_charger(app: &TestApp, id: &str) -> tokio::net::TcpStream {
-    let addr: std::net::SocketAddr = app.ocpp_url.trim_start_matches("ws://").parse().expect("address");
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small receive buffer");
-    let mut stream = socket.connect(addr).await.expect("connect");
-    let request = format!(
-        "GET /{id} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+/// The WebSocket upgrade request a charger sends for `path`.
+fn upgrade_request(addr: std::net::SocketAddr, path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
          Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.expect("handshake sent");
+    )
+}
+
+fn ocpp_addr(app: &TestApp) -> std::net::SocketAddr {
+    app.ocpp_url.trim_start_matches("ws://").parse().expect("address")
+}
+
+/// Reads an HTTP response head, byte by byte so nothing after it is consumed.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
         stream.read_exact(&mut byte).await.expect("handshake answered");
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head);
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Reads one unmasked server text frame (failing if none comes).
+async fn read_text_frame(stream: &mut tokio::net::TcpStream) -> String {
+    tokio::time::timeout(WAIT, read_text_frame_now(stream)).await.expect("a frame from the server")
+}
+
+async fn read_text_frame_now(stream: &mut tokio::net::TcpStream) -> String {
+    let mut header = [0u8; 2];
+    stream.read_exact(&mut header).await.expect("frame header");
+    assert_eq!(header[0], 0x81, "a final text frame");
+    let len = match header[1] {
+        126 => {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.expect("frame length");
+            usize::from(u16::from_be_bytes(len))
+        }
+        len => usize::from(len),
+    };
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.expect("frame payload");
+    String::from_utf8(payload).expect("UTF-8 text")
+}
+
+/// A raw WebSocket client with a tiny receive buffer, after the handshake.
+async fn raw_charger(app: &TestApp, id: &str) -> tokio::net::TcpStream {
+    let addr = ocpp_addr(app);
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream.write_all(upgrade_request(addr, &format!("/{id}")).as_bytes()).await.expect("handshake sent");
+    let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("sec-websocket-protocol: ocpp1.6"), "{head}");
     stream
+}
+
+#[actix_web::test]
+async fn a_boot_sent_with_the_handshake_is_answered_on_the_taken_over_socket() {
+    // A charger that does not wait for the 101: its first frame arrives in the same packet as
+    // the upgrade request, so it is read by the HTTP dispatcher before the socket is taken over.
+    let app = common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept")]).await;
+    let addr = ocpp_addr(&app);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let boot = r#"[2,"boot-1","BootNotification",{"chargePointVendor":"Raw","chargePointModel":"Eager"}]"#;
+    let mut packet = upgrade_request(addr, "/ocpp/EAGER").into_bytes();
+    packet.extend(client_text_frame(boot));
+    packet.extend(client_text_frame(r#"[2,"hb-1","Heartbeat",{}]"#));
+    stream.write_all(&packet).await.expect("sent");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let answer: serde_json::Value = serde_json::from_str(&read_text_frame(&mut stream).await).expect("JSON");
+    assert_eq!(answer[1], "boot-1");
+    assert_eq!(answer[2]["status"], "Accepted");
+    let answer: serde_json::Value = serde_json::from_str(&read_text_frame(&mut stream).await).expect("JSON");
+    assert_eq!(answer[1], "hb-1");
+    assert!(answer[2]["currentTime"].is_string(), "{answer}");
+    assert!(eventually(async || count(&app, "SELECT count(*) FROM chargers WHERE online").await == 1).await);
+    // Closing the socket takes the charger offline.
+    drop(stream);
+    assert!(eventually(async || count(&app, "SELECT count(*) FROM chargers WHERE NOT online").await == 1).await);
+    // The handshake is counted like any request.
+    let metrics = app.get_text("/metrics").await.1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains("route=\"/ocpp/{chargePointId}\"")
+            && l.contains("status=\"101\"")),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn an_upgrade_the_ocpp_listener_refuses_gets_a_json_reason_and_a_closed_connection() {
+    let app = common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "reject")]).await;
+    let addr = ocpp_addr(&app);
+    for (path, status, code) in [
+        ("/NOBODY", "404", "not_found"),
+        ("/healthz", "404", "not_found"),
+        ("/ocpp/a/b", "404", "not_found"),
+        ("/has%20space", "400", "invalid_charge_point_id"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(upgrade_request(addr, path).as_bytes()).await.expect("sent");
+        let mut response = Vec::new();
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut response)).await.expect("closed").expect("read");
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with(&format!("HTTP/1.1 {status}")), "{path}: {response}");
+        let body = response.split_once("\r\n\r\n").expect("head and body").1;
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
+    // Plain requests on the same listener are still routed.
+    let health = app.client.get(format!("http://{addr}/healthz")).send().await.expect("health");
+    assert_eq!(health.status(), 200);
 }
 
 #[actix_web::test]

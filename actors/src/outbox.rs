@@ -21,6 +21,10 @@
 //! outbox::start(&req, payload, &options, |outbox| MyActor { outbox, /* … */ })
 //! ```
 //!
+//! [`serve`] is the same for a connection taken over from the HTTP dispatcher after the
+//! handshake (the OCPP listener does this, so an idle charger holds no 8 KiB HTTP buffers):
+//! the queue is written straight to the socket instead of through a response body.
+//!
 //! The actor keeps the [`Outbox`] it is given: [`Outbox::queued_bytes`] tells how far behind
 //! the peer is (e.g. to skip optional pushes to a slow browser), and [`Outbox::finish_with`]
 //! hands it work that must complete before the connection counts as closed (a graceful
@@ -29,11 +33,14 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use actix::Actor;
+use actix_http::error::PayloadError;
+use actix_rt::net::TcpStream;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
@@ -78,6 +85,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// The connection is closed: stop the actor and drop what it queued.
+    fn connection_gone(&mut self) {
+        self.body_gone = true;
+        self.chunks = VecDeque::new();
+        self.queued = 0;
+        if let Some(waker) = self.pump_waker.take() {
+            waker.wake();
+        }
+    }
+
     fn wake_body(&mut self) {
         if let Some(waker) = self.body_waker.take() {
             waker.wake();
@@ -117,6 +134,7 @@ impl Outbox {
 
 /// Performs the WebSocket handshake and starts the actor `make` builds around its [`Outbox`],
 /// its context driven by its own task and its output bounded by `options.high_water_bytes`.
+/// The connection stays with the HTTP dispatcher, which drains the queue as a response body.
 pub fn start<A>(
     req: &HttpRequest,
     payload: web::Payload,
@@ -127,6 +145,41 @@ where
     A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
 {
     let mut response = ws::handshake_with_protocols(req, options.protocols)?;
+    let shared = open(payload, options, make);
+    Ok(response.streaming(Body { shared }))
+}
+
+/// Serves a WebSocket whose handshake is already answered on a connection taken over from the
+/// HTTP dispatcher: `io` is the socket and `received` what the dispatcher had read past the
+/// handshake. The future ends when the connection does (after the actor's
+/// [`Outbox::finish_with`] work).
+///
+/// Unlike [`start`], nothing holds a buffer while the charger is idle: reads go through one
+/// scratch buffer per thread and only the bytes read are kept, and writes go straight from the
+/// queue to the socket. The dispatcher's two 8 KiB buffers are what an idle connection cost
+/// before.
+pub fn serve<A, F>(
+    io: TcpStream,
+    received: Bytes,
+    options: &SocketOptions<'_>,
+    make: F,
+) -> impl Future<Output = ()> + 'static + use<A, F>
+where
+    F: FnOnce(Outbox) -> A,
+    A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
+{
+    let io = Rc::new(io);
+    let reader = SocketReader { io: io.clone(), received };
+    let shared = open(reader, options, make);
+    SocketWriter { io, shared, writing: None }
+}
+
+/// Starts the actor on `payload` with its pump on its own task; returns the queue it fills.
+fn open<A, S>(payload: S, options: &SocketOptions<'_>, make: impl FnOnce(Outbox) -> A) -> Rc<RefCell<Shared>>
+where
+    A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
+    S: Stream<Item = Result<Bytes, PayloadError>> + 'static,
+{
     let shared = Rc::new(RefCell::new(Shared {
         chunks: VecDeque::new(),
         queued: 0,
@@ -155,7 +208,7 @@ where
         }
         shared.wake_body();
     });
-    Ok(response.streaming(Body { shared }))
+    shared
 }
 
 /// Drives the actor's context and moves what it encodes into the queue.
@@ -251,12 +304,116 @@ impl Stream for Body {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        let mut shared = self.shared.borrow_mut();
-        shared.body_gone = true;
-        shared.chunks = VecDeque::new();
-        shared.queued = 0;
-        if let Some(waker) = shared.pump_waker.take() {
-            waker.wake();
+        self.shared.borrow_mut().connection_gone();
+    }
+}
+
+thread_local! {
+    /// Where every socket served on this thread reads into; only the bytes read are kept.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
+}
+
+/// The most read from a socket at once.
+const SCRATCH_BYTES: usize = 16 * 1024;
+
+/// What the peer sends, as the actor's payload stream.
+struct SocketReader {
+    io: Rc<TcpStream>,
+    /// Bytes read with the handshake, handed out first.
+    received: Bytes,
+}
+
+impl Stream for SocketReader {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if !self.received.is_empty() {
+            return Poll::Ready(Some(Ok(std::mem::take(&mut self.received))));
         }
+        loop {
+            if let Err(error) = ready!(self.io.poll_read_ready(cx)) {
+                return Poll::Ready(Some(Err(PayloadError::Io(error))));
+            }
+            let read = SCRATCH
+                .with_borrow_mut(|scratch| self.io.try_read(scratch).map(|n| Bytes::copy_from_slice(&scratch[..n])));
+            return match read {
+                Ok(bytes) if bytes.is_empty() => Poll::Ready(None),
+                Ok(bytes) => Poll::Ready(Some(Ok(bytes))),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => Poll::Ready(Some(Err(PayloadError::Io(error)))),
+            };
+        }
+    }
+}
+
+/// Writes the queue to the socket; ends when the actor has ended and everything is written,
+/// or at once when the peer fell too far behind or the socket failed.
+struct SocketWriter {
+    io: Rc<TcpStream>,
+    shared: Rc<RefCell<Shared>>,
+    /// The chunk being written, past what the socket already took.
+    writing: Option<Bytes>,
+}
+
+impl Future for SocketWriter {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let mut chunk = match this.writing.take() {
+                Some(chunk) => chunk,
+                None => {
+                    let mut shared = this.shared.borrow_mut();
+                    if shared.flow == Flow::Broken {
+                        shared.queued = 0;
+                        return Poll::Ready(());
+                    }
+                    match shared.chunks.pop_front() {
+                        Some(chunk) => {
+                            shared.queued -= chunk.len();
+                            chunk
+                        }
+                        None if shared.flow == Flow::Ended => return Poll::Ready(()),
+                        None => {
+                            if !shared.body_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                                shared.body_waker = Some(cx.waker().clone());
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            };
+            match this.io.poll_write_ready(cx) {
+                Poll::Pending => {
+                    this.writing = Some(chunk);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(%error, "WebSocket peer gone while writing");
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            match this.io.try_write(&chunk) {
+                Ok(written) => {
+                    let _ = chunk.split_to(written);
+                    if !chunk.is_empty() {
+                        this.writing = Some(chunk);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => this.writing = Some(chunk),
+                Err(error) => {
+                    tracing::debug!(%error, "WebSocket peer gone while writing");
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SocketWriter {
+    fn drop(&mut self) {
+        self.shared.borrow_mut().connection_gone();
     }
 }

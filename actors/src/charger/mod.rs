@@ -323,36 +323,59 @@ pub fn start(
     req: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let options = SocketOptions {
+    let options = socket_options(&env);
+    outbox::start(req, stream, &options, move |outbox| ChargerActor::new(identity, env, outbox))
+}
+
+/// Serves a charger on a connection taken over from the HTTP dispatcher once the handshake
+/// (with sub-protocol `ocpp1.6`) is answered: `received` is what was read past the handshake.
+/// Ends when the connection does.
+pub fn serve(
+    identity: ChargerIdentity,
+    env: Arc<ChargerEnv>,
+    io: actix_rt::net::TcpStream,
+    received: actix_web::web::Bytes,
+) -> impl std::future::Future<Output = ()> + 'static {
+    let options = socket_options(&env);
+    outbox::serve(io, received, &options, move |outbox| ChargerActor::new(identity, env, outbox))
+}
+
+fn socket_options(env: &ChargerEnv) -> SocketOptions<'static> {
+    SocketOptions {
         protocols: &["ocpp1.6"],
         max_frame_bytes: env.settings.max_frame_bytes,
         high_water_bytes: env.settings.outbox_high_water_bytes,
         kind: "charger",
-    };
-    let now = Instant::now();
-    let limiter = RateLimiter::new(env.settings.rate_limit_per_second, env.settings.rate_limit_burst, now);
-    outbox::start(req, stream, &options, move |outbox| ChargerActor {
-        charger_id: identity.id,
-        accepted_at_connect: identity.registration_status == "accepted",
-        reported: false,
-        state: Some(ConnectionState {
+    }
+}
+
+impl ChargerActor {
+    fn new(identity: ChargerIdentity, env: Arc<ChargerEnv>, outbox: Outbox) -> Self {
+        let now = Instant::now();
+        let limiter = RateLimiter::new(env.settings.rate_limit_per_second, env.settings.rate_limit_burst, now);
+        ChargerActor {
             charger_id: identity.id,
-            charge_point_id: identity.charge_point_id.clone(),
-            registration_status: identity.registration_status,
-        }),
-        charge_point_id: identity.charge_point_id,
-        env,
-        token: CONNECTION_TOKENS.fetch_add(1, Ordering::Relaxed),
-        // Wall-clock time, not the (possibly manual) clock: it tells connections apart.
-        connected_at: Utc::now(),
-        ready: false,
-        waiting: VecDeque::new(),
-        commands: CommandQueue::default(),
-        last_heard: now,
-        fragment: None,
-        limiter,
-        outbox,
-    })
+            accepted_at_connect: identity.registration_status == "accepted",
+            reported: false,
+            state: Some(ConnectionState {
+                charger_id: identity.id,
+                charge_point_id: identity.charge_point_id.clone(),
+                registration_status: identity.registration_status,
+            }),
+            charge_point_id: identity.charge_point_id,
+            env,
+            token: CONNECTION_TOKENS.fetch_add(1, Ordering::Relaxed),
+            // Wall-clock time, not the (possibly manual) clock: it tells connections apart.
+            connected_at: Utc::now(),
+            ready: false,
+            waiting: VecDeque::new(),
+            commands: CommandQueue::default(),
+            last_heard: now,
+            fragment: None,
+            limiter,
+            outbox,
+        }
+    }
 }
 
 impl ChargerActor {
