@@ -86,5 +86,5 @@ fn a_small_benchmark_run_reports_every_scenario_with_every_message_answered() {
     assert!(number(heartbeat, "details.heartbeats_answered") > 0.0, "{heartbeat:#}");
     let meter = &scenarios[2];
     assert!(number(meter, "details.meter_values_answered") > 0.0, "{meter:#}");
-    assert!(number(meter, "details.rows_stored") > 0.0, "meter values stored\n{meter:#}");
+    assert!(number(meter, "details.samples_stored") > 0.0, "meter values stored\n{meter:#}");
 }

@@ -224,6 +224,35 @@ async fn a_full_transaction_is_stored_and_billed_exactly_once() {
     assert_eq!(count(&app, "SELECT energy_wh AS n FROM charging_sessions").await, 4_000);
     assert_eq!(money(&app, "SELECT cost AS amount FROM charging_sessions").await, Decimal::new(7400, 2));
     assert!(count(&app, "SELECT count(*) AS n FROM meter_values WHERE session_id IS NOT NULL").await >= 1);
+    // Values sampled at two times in one MeterValues: each keeps its own time, and is stored as
+    // sent and normalised to its base unit.
+    charger
+        .call(
+            "MeterValues",
+            json!({
+                "connectorId": 1,
+                "transactionId": tx,
+                "meterValue": [
+                    {"timestamp": "2026-11-21T10:00:00Z", "sampledValue": [{"value": "14.5", "unit": "kWh"}]},
+                    {"timestamp": "2026-11-21T10:00:10Z", "sampledValue": [
+                        {"value": "14510"},
+                        {"value": "7.3", "measurand": "Power.Active.Import", "unit": "kW"}
+                    ]}
+                ]
+            }),
+        )
+        .await
+        .expect("meter values");
+    let sampled = |at: &str, raw: &str, value: &str| {
+        format!(
+            "SELECT count(*) AS n FROM meter_values WHERE transaction_id = {tx} \
+             AND sampled_at = '{at}' AND raw_value = '{raw}' AND value = {value}"
+        )
+    };
+    assert_eq!(count(&app, &sampled("2026-11-21T10:00:00Z", "14.5", "14500")).await, 1);
+    assert_eq!(count(&app, &sampled("2026-11-21T10:00:10Z", "14510", "14510")).await, 1);
+    assert_eq!(count(&app, &sampled("2026-11-21T10:00:10Z", "7.3", "7300")).await, 1);
+    assert_eq!(count(&app, "SELECT energy_wh AS n FROM charging_sessions").await, 4_510);
 
     let stop = charger.stop_transaction(tx, 22_345, Utc::now(), "Local", Some("DRIVER1")).await.expect("stop");
     assert_eq!(stop["idTagInfo"]["status"], "Accepted");

@@ -33,11 +33,17 @@ pub struct Bus {
 impl Bus {
     /// Publishes to a topic; a topic without subscribers drops the event.
     pub fn publish(&self, topic: impl Into<String>, kind: &'static str, data: Value) {
+        self.publish_with(topic, kind, || data);
+    }
+
+    /// As [`Bus::publish`], building the event only if the topic has subscribers: for events
+    /// published on every meter reading, which nobody watches most of the time.
+    pub fn publish_with(&self, topic: impl Into<String>, kind: &'static str, data: impl FnOnce() -> Value) {
         let topic = topic.into();
         let Ok(mut topics) = self.topics.lock() else { return };
         if let Some(sender) = topics.get(&topic) {
             metrics::counter!("bus_messages_total", "kind" => kind).increment(1);
-            if sender.send(Arc::new(Event { topic: topic.clone(), kind, data })).is_err() {
+            if sender.send(Arc::new(Event { topic: topic.clone(), kind, data: data() })).is_err() {
                 topics.remove(&topic);
             }
         }

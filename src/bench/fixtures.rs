@@ -1,7 +1,7 @@
 //! The benchmark's database: a fresh one created from the admin URL and dropped at the end,
 //! the network it starts with (an owner, a station, every simulated charger registered,
 //! drivers with funded wallets and API tokens — written in bulk SQL, the same rows the app
-//! writes), and the SQL checks run after a scenario (meter rows stored, sessions billed once,
+//! writes), and the SQL checks run after a scenario (sampled values stored, sessions billed once,
 //! wallets equal to their ledgers).
 
 use std::fmt::Write as _;
@@ -195,9 +195,9 @@ pub async fn seed(
     Ok(Fixtures { rfid_tags, app_drivers: app })
 }
 
-/// Rows in `meter_values` (one per sampled value stored).
-pub async fn meter_rows(conn: &mut AsyncPgConnection) -> Result<i64, String> {
-    scalar(conn, "SELECT count(*) FROM meter_values").await
+/// Sampled values stored (each `meter_readings` row holds one MeterValues' worth).
+pub async fn meter_samples_stored(conn: &mut AsyncPgConnection) -> Result<i64, String> {
+    scalar(conn, "SELECT coalesce(sum(json_array_length(samples)), 0)::bigint FROM meter_readings").await
 }
 
 /// Sessions not yet ended.
@@ -357,7 +357,7 @@ pub async fn sessions_after_restart(
     let metered = scalar(
         conn,
         &format!(
-            "SELECT count(DISTINCT session_id) FROM meter_values WHERE session_id IN ({list}) \
+            "SELECT count(DISTINCT session_id) FROM meter_readings WHERE session_id IN ({list}) \
              AND received_at > to_timestamp({since_epoch_ms} / 1000.0)"
         ),
     )

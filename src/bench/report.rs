@@ -152,6 +152,14 @@ pub struct RunTotals {
     pub call_errors: u64,
     /// Errors other than CALLERRORs (connect failures, disconnects, timeouts, protocol).
     pub errors: u64,
+    /// Of those: connections that could not be opened.
+    pub connect_failures: u64,
+    /// Of those: connections that broke or that the server closed.
+    pub disconnects: u64,
+    /// Of those: CALLs not answered in time.
+    pub timeouts: u64,
+    /// Of those: frames that broke the protocol.
+    pub protocol_errors: u64,
     /// Whether every CALL got an answer.
     pub all_answered: bool,
 }

@@ -150,6 +150,10 @@ fn run_totals(summary: &Summary) -> RunTotals {
         answered: summary.answered,
         call_errors: summary.call_errors,
         errors: summary.errors,
+        connect_failures: summary.connect_failures,
+        disconnects: summary.disconnects,
+        timeouts: summary.timeouts,
+        protocol_errors: summary.protocol_errors,
         all_answered: summary.answered >= summary.calls && summary.timeouts == 0,
     }
 }
@@ -157,7 +161,8 @@ fn run_totals(summary: &Summary) -> RunTotals {
 fn fleet_status(fleet: &Fleet) -> String {
     let stats = fleet.stats();
     format!(
-        "connected {}/{}, accepted {}, charging {}, CALLs {} answered {}, CALLERRORs {}, errors {}",
+        "connected {}/{}, accepted {}, charging {}, CALLs {} answered {}, CALLERRORs {}, errors {} \
+         (disconnects {}, timeouts {}, protocol {}, connect failures {})",
         stats.connected.get(),
         fleet.config().chargers,
         stats.accepted.get(),
@@ -165,7 +170,11 @@ fn fleet_status(fleet: &Fleet) -> String {
         stats.sent_total(),
         stats.answers.get(),
         stats.call_errors_total(),
-        stats.errors()
+        stats.errors(),
+        stats.disconnects.get(),
+        stats.timeouts.get(),
+        stats.protocol_errors.get(),
+        stats.connect_failures.get()
     )
 }
 
@@ -617,7 +626,7 @@ impl Bench {
         let rate = self.options.meter_rate;
         let interval = Duration::from_secs_f64(n as f64 / rate);
         let baseline = self.rss();
-        let rows_before = fixtures::meter_rows(&mut self.conn).await?;
+        let samples_stored_before = fixtures::meter_samples_stored(&mut self.conn).await?;
         let last_session = fixtures::last_session_id(&mut self.conn).await?;
         let mut config = self.fleet_config(simulator::Scenario::Charging);
         config.id_tags = self.fixtures.rfid_tags[..n].to_vec();
@@ -651,16 +660,16 @@ impl Bench {
         let achieved = meter.count as f64 / measured.seconds;
         let (connected, charging) = (stats.connected.get(), stats.charging.get());
         let summary = self.stop_fleet(NAME, fleet).await?;
-        let stored = fixtures::meter_rows(&mut self.conn).await? - rows_before;
+        let stored = fixtures::meter_samples_stored(&mut self.conn).await? - samples_stored_before;
         let acknowledged = summary.meter_samples_acknowledged;
         let billing = fixtures::check_billing(&mut self.conn, last_session).await?;
         let figures = vec![
             rate_figure("MeterValues stored per second", achieved, rate, measured.errors + measured.call_errors),
             latency_figure("MeterValues", &meter, 50.0),
             Figure::new(
-                "meter value rows stored = acknowledged",
+                "sampled values stored = acknowledged",
                 "equal",
-                format!("{stored} rows stored, {acknowledged} sampled values acknowledged"),
+                format!("{stored} stored, {acknowledged} acknowledged"),
                 u64::try_from(stored).ok() == Some(acknowledged),
             ),
         ];
@@ -672,7 +681,7 @@ impl Bench {
             "meter_values_per_s": achieved,
             "sampled_values_per_s": samples as f64 / measured.seconds,
             "late": measured.late,
-            "rows_stored": stored,
+            "samples_stored": stored,
             "samples_acknowledged": acknowledged,
             "billing": billing,
         });

@@ -26,7 +26,9 @@ use crate::ocpp::{
 use crate::registry::{ConnectorFreed, NotifyChargerSessions, NotifySession};
 use crate::session::SessionEvent;
 use crate::store::chargers::{self, BootReport, StatusReport};
-use crate::store::sessions::{IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome};
+use crate::store::sessions::{
+    self, IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome,
+};
 use crate::store::{AsyncPgConnection, StoreError, pool};
 
 /// What one connection knows about its charger.
@@ -331,34 +333,33 @@ async fn record_meter_values(
     values: &[MeterValue],
     now: DateTime<Utc>,
 ) -> Result<(), CallError> {
-    let samples = values
-        .iter()
-        .flat_map(|value| {
-            value.sampled_value.iter().map(move |sample| MeterSample {
-                sampled_at: value.timestamp,
-                measurand: sample.measurand_or_default().as_str().to_string(),
-                phase: sample.phase.map(|p| p.as_str().to_string()),
-                unit: sample.unit.map(|u| u.as_str().to_string()),
-                context: sample.context.map(|c| c.as_str().to_string()),
-                location: sample.location.map(|l| l.as_str().to_string()),
-                format: sample.format.map(|f| f.as_str().to_string()),
-                raw_value: sample.value.clone(),
-                value: sample.base_value().map(|(value, _)| value),
-            })
+    let sampled_at = values.iter().map(|v| v.timestamp).max().unwrap_or(now);
+    let (samples, sample_count) = sessions::samples_json(values.iter().flat_map(|value| {
+        value.sampled_value.iter().map(move |sample| MeterSample {
+            sampled_at: (value.timestamp != sampled_at).then_some(value.timestamp),
+            measurand: sample.measurand_or_default().as_str(),
+            phase: sample.phase.map(|p| p.as_str()),
+            unit: sample.unit.map(|u| u.as_str()),
+            context: sample.context.map(|c| c.as_str()),
+            location: sample.location.map(|l| l.as_str()),
+            format: sample.format.map(|f| f.as_str()),
+            raw_value: &sample.value,
+            value: sample.base_value().map(|(value, _)| value),
         })
-        .collect();
+    }));
     let input = MeterInput {
         charger_id: state.charger_id,
         connector_number,
         transaction_id,
         samples,
+        sample_count,
+        sampled_at,
         energy_register_wh: crate::ocpp::energy_register_wh(values),
         power_w: crate::ocpp::power_active_import_w(values).and_then(|w| w.round().to_i64()),
         soc_percent: crate::ocpp::soc_percent(values)
             .and_then(|s| s.round().to_i16())
             .filter(|s| (0..=100).contains(s)),
     };
-    let sampled_at = values.iter().map(|v| v.timestamp).max().unwrap_or(now);
     let progress = env.writes.meters.submit((input, now)).await.map_err(|error| {
         tracing::error!(charge_point_id = %state.charge_point_id, %error, "meter values not stored");
         write_failed(error)
@@ -373,17 +374,15 @@ async fn record_meter_values(
                 sampled_at,
             },
         });
-        env.bus.publish(
-            session_topic(progress.session_id),
-            "sessionUpdate",
+        env.bus.publish_with(session_topic(progress.session_id), "sessionUpdate", || {
             json!({
                 "sessionId": progress.session_id,
                 "energyWh": progress.energy_wh,
                 "powerW": progress.power_w,
                 "socPercent": progress.soc_percent,
                 "cost": progress.cost,
-            }),
-        );
+            })
+        });
     }
     Ok(())
 }

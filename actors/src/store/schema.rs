@@ -147,21 +147,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    meter_values (id) {
+    meter_readings (id) {
         id -> Int8,
         charger_id -> Int8,
         connector_number -> Int4,
         session_id -> Nullable<Int8>,
         transaction_id -> Nullable<Int4>,
         sampled_at -> Timestamptz,
-        measurand -> Text,
-        phase -> Nullable<Text>,
-        unit -> Nullable<Text>,
-        context -> Nullable<Text>,
-        location -> Nullable<Text>,
-        format -> Nullable<Text>,
-        raw_value -> Text,
-        value -> Nullable<Numeric>,
+        samples -> Json,
         received_at -> Timestamptz,
     }
 }
@@ -382,7 +375,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     connector_status_history,
     connectors,
     login_attempts,
-    meter_values,
+    meter_readings,
     notification_deliveries,
     notifications,
     ocpp_messages,

@@ -1,4 +1,4 @@
-//! Queries on `charging_sessions` and `meter_values`: authorizing id tags, starting
+//! Queries on `charging_sessions` and `meter_readings`: authorizing id tags, starting
 //! transactions (a retransmitted StartTransaction maps onto the transaction it created),
 //! recording meter values (many chargers' at once, in one transaction), and settling a
 //! session exactly once — closing it, debiting the wallet and recording the owner's revenue in
@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Numeric, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
+use serde::Serialize;
 
 use super::StoreError;
 use super::chargers;
@@ -246,27 +247,43 @@ pub async fn record_start(
     Ok(StartOutcome { session_id, transaction_id, decision, retransmission: false, superseded })
 }
 
-/// One sampled value, ready to store.
-#[derive(Debug, Clone)]
-pub struct MeterSample {
-    /// When it was sampled.
-    pub sampled_at: DateTime<Utc>,
+/// One sampled value as `meter_readings.samples` keeps it: an element of the reading's JSON
+/// array, absent fields left out (the `meter_values` view reads them back as NULL).
+#[derive(Debug, Clone, Serialize)]
+pub struct MeterSample<'a> {
+    /// When it was sampled, if not at the reading's `sampled_at` (most MeterValues carry one
+    /// timestamp for all their values, so it is stored once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled_at: Option<DateTime<Utc>>,
     /// Measurand (default Energy.Active.Import.Register).
-    pub measurand: String,
+    pub measurand: &'a str,
     /// Phase, if any.
-    pub phase: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<&'a str>,
     /// Unit as sent.
-    pub unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'a str>,
     /// Context as sent.
-    pub context: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<&'a str>,
     /// Location as sent.
-    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<&'a str>,
     /// Format as sent.
-    pub format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'a str>,
     /// The value as sent.
-    pub raw_value: String,
+    pub raw_value: &'a str,
     /// Normalised to the base unit, when readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<Decimal>,
+}
+
+/// Sampled values as the JSON array one `meter_readings` row stores, and how many there are.
+pub fn samples_json<'a>(samples: impl IntoIterator<Item = MeterSample<'a>>) -> (String, usize) {
+    let samples: Vec<MeterSample<'a>> = samples.into_iter().collect();
+    // Serialising plain strings, numbers and timestamps cannot fail.
+    (serde_json::to_string(&samples).unwrap_or_else(|_| "[]".to_owned()), samples.len())
 }
 
 /// Where the meter of a session stands after new readings.
@@ -293,8 +310,12 @@ pub struct MeterInput {
     pub connector_number: i32,
     /// The transaction they belong to, if any.
     pub transaction_id: Option<i32>,
-    /// Every sampled value.
-    pub samples: Vec<MeterSample>,
+    /// Every sampled value, as a JSON array of [`MeterSample`] (see [`samples_json`]).
+    pub samples: String,
+    /// How many sampled values `samples` holds; a reading without any is not stored.
+    pub sample_count: usize,
+    /// The latest timestamp among them.
+    pub sampled_at: DateTime<Utc>,
     /// The energy register, Wh, if the readings had one.
     pub energy_register_wh: Option<i64>,
     /// Active import power, W.
@@ -399,61 +420,25 @@ pub async fn record_meter_batch(
                 .map(|session| session.id)
         };
 
-        // One INSERT of column arrays, whatever the batch size: a constant statement PostgreSQL
-        // parses in no time, where a VALUES list would carry 14 parameters per row.
-        let rows = inputs.iter().map(|input| input.samples.len()).sum::<usize>();
-        if rows > 0 {
-            let mut charger = Vec::with_capacity(rows);
-            let mut connector = Vec::with_capacity(rows);
-            let mut session = Vec::with_capacity(rows);
-            let mut transaction = Vec::with_capacity(rows);
-            let mut sampled_at = Vec::with_capacity(rows);
-            let mut measurand = Vec::with_capacity(rows);
-            let mut phase = Vec::with_capacity(rows);
-            let mut unit = Vec::with_capacity(rows);
-            let mut context = Vec::with_capacity(rows);
-            let mut location = Vec::with_capacity(rows);
-            let mut format = Vec::with_capacity(rows);
-            let mut raw_value = Vec::with_capacity(rows);
-            let mut value = Vec::with_capacity(rows);
-            for &input in inputs {
-                let session_id = session_of(input, &sessions);
-                for sample in &input.samples {
-                    charger.push(input.charger_id);
-                    connector.push(input.connector_number);
-                    session.push(session_id);
-                    transaction.push(input.transaction_id);
-                    sampled_at.push(sample.sampled_at);
-                    measurand.push(sample.measurand.as_str());
-                    phase.push(sample.phase.as_deref());
-                    unit.push(sample.unit.as_deref());
-                    context.push(sample.context.as_deref());
-                    location.push(sample.location.as_deref());
-                    format.push(sample.format.as_deref());
-                    raw_value.push(sample.raw_value.as_str());
-                    value.push(sample.value);
-                }
-            }
+        // One row per reading (its sampled values in one JSON array), all in one INSERT of
+        // column arrays: a constant statement PostgreSQL parses in no time.
+        let stored: Vec<&MeterInput> = inputs.iter().copied().filter(|input| input.sample_count > 0).collect();
+        if !stored.is_empty() {
             diesel::sql_query(
-                "INSERT INTO meter_values (charger_id, connector_number, session_id, transaction_id, sampled_at, \
-                   measurand, phase, unit, context, location, format, raw_value, value, received_at) \
-                 SELECT *, $14 FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::timestamptz[], \
-                   $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                   $13::numeric[])",
+                "INSERT INTO meter_readings (charger_id, connector_number, session_id, transaction_id, sampled_at, \
+                   samples, received_at) \
+                 SELECT c, n, s, t, a, j::json, $7 \
+                 FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::timestamptz[], $6::text[]) \
+                   AS v(c, n, s, t, a, j)",
             )
-            .bind::<Array<BigInt>, _>(charger)
-            .bind::<Array<Integer>, _>(connector)
-            .bind::<Array<Nullable<BigInt>>, _>(session)
-            .bind::<Array<Nullable<Integer>>, _>(transaction)
-            .bind::<Array<Timestamptz>, _>(sampled_at)
-            .bind::<Array<Text>, _>(measurand)
-            .bind::<Array<Nullable<Text>>, _>(phase)
-            .bind::<Array<Nullable<Text>>, _>(unit)
-            .bind::<Array<Nullable<Text>>, _>(context)
-            .bind::<Array<Nullable<Text>>, _>(location)
-            .bind::<Array<Nullable<Text>>, _>(format)
-            .bind::<Array<Text>, _>(raw_value)
-            .bind::<Array<Nullable<Numeric>>, _>(value)
+            .bind::<Array<BigInt>, _>(stored.iter().map(|input| input.charger_id).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(stored.iter().map(|input| input.connector_number).collect::<Vec<_>>())
+            .bind::<Array<Nullable<BigInt>>, _>(
+                stored.iter().map(|input| session_of(input, &sessions)).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Integer>>, _>(stored.iter().map(|input| input.transaction_id).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(stored.iter().map(|input| input.sampled_at).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(stored.iter().map(|input| input.samples.as_str()).collect::<Vec<_>>())
             .bind::<Timestamptz, _>(now)
             .execute(conn)
             .await?;
