@@ -346,7 +346,13 @@ async fn record_meter_values(
             raw_value: &sample.value,
             value: sample.base_value().map(|(value, _)| value),
         })
-    }));
+    }))
+    .map_err(|error| {
+        // Plain strings, numbers and timestamps always serialise; if they ever did not, the
+        // charger is told to retry rather than the readings being stored empty.
+        tracing::error!(charge_point_id = %state.charge_point_id, %error, "meter values not serialisable");
+        CallError::internal("The central system could not process the message; please retry.")
+    })?;
     let input = MeterInput {
         charger_id: state.charger_id,
         connector_number,

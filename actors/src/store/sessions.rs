@@ -280,10 +280,11 @@ pub struct MeterSample<'a> {
 }
 
 /// Sampled values as the JSON array one `meter_readings` row stores, and how many there are.
-pub fn samples_json<'a>(samples: impl IntoIterator<Item = MeterSample<'a>>) -> (String, usize) {
+pub fn samples_json<'a>(
+    samples: impl IntoIterator<Item = MeterSample<'a>>,
+) -> Result<(String, usize), serde_json::Error> {
     let samples: Vec<MeterSample<'a>> = samples.into_iter().collect();
-    // Serialising plain strings, numbers and timestamps cannot fail.
-    (serde_json::to_string(&samples).unwrap_or_else(|_| "[]".to_owned()), samples.len())
+    Ok((serde_json::to_string(&samples)?, samples.len()))
 }
 
 /// Where the meter of a session stands after new readings.
