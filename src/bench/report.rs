@@ -2,6 +2,7 @@
 //! achieved, round-trip latency percentiles, server CPU per message and memory, and the
 //! figures the issue sets with pass or fail — printed as a table and written as JSON.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -158,6 +159,8 @@ pub struct RunTotals {
     pub disconnects: u64,
     /// Of those: CALLs not answered in time.
     pub timeouts: u64,
+    /// The timeouts by the action of the CALL.
+    pub timeouts_by_action: BTreeMap<&'static str, u64>,
     /// Of those: frames that broke the protocol.
     pub protocol_errors: u64,
     /// Whether every CALL got an answer.

@@ -153,6 +153,7 @@ fn run_totals(summary: &Summary) -> RunTotals {
         connect_failures: summary.connect_failures,
         disconnects: summary.disconnects,
         timeouts: summary.timeouts,
+        timeouts_by_action: summary.timeouts_by_action.iter().copied().collect(),
         protocol_errors: summary.protocol_errors,
         all_answered: summary.answered >= summary.calls && summary.timeouts == 0,
     }

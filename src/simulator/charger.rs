@@ -765,7 +765,7 @@ impl Charger {
 
     fn on_timeout(&mut self, engine: &Engine, now: Instant) {
         let Some(pending) = self.pending.take() else { return };
-        Stats::bump(&engine.stats().timeouts);
+        engine.stats().timed_out(pending.message.action());
         tracing::debug!(charge_point_id = %self.id, action = pending.message.action().as_str(), "no answer in time");
         if pending.message.is_transactional() && !matches!(pending.message, Outgoing::Meter { .. }) {
             self.queue.push_front(pending.message);

@@ -321,6 +321,8 @@ pub struct Summary {
     pub disconnects: u64,
     /// CALLs never answered in time.
     pub timeouts: u64,
+    /// CALLs never answered in time, per action (zero counts left out).
+    pub timeouts_by_action: Vec<(&'static str, u64)>,
     /// Frames that broke the protocol.
     pub protocol_errors: u64,
     /// All errors other than CALLERRORs.
@@ -374,6 +376,7 @@ impl Summary {
             connect_failures: stats.connect_failures.get(),
             disconnects: stats.disconnects.get(),
             timeouts: stats.timeouts.get(),
+            timeouts_by_action: by_action(&|a| stats.timeouts_of(a)),
             protocol_errors: stats.protocol_errors.get(),
             errors: stats.errors(),
             sessions_started: stats.sessions_started.get(),
@@ -438,6 +441,9 @@ impl fmt::Display for Summary {
             "  errors             {} (connect failures {}, disconnects {}, timeouts {}, protocol {})",
             self.errors, self.connect_failures, self.disconnects, self.timeouts, self.protocol_errors
         )?;
+        if self.timeouts > 0 {
+            writeln!(f, "  timeouts by action {}", list(&self.timeouts_by_action))?;
+        }
         write!(
             f,
             "  simulated events   {} faults, {} connection losses/reboots, {} queued messages dropped",

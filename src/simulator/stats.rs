@@ -173,6 +173,7 @@ pub struct Stats {
     pub charging: Cell<u64>,
     sent: [Cell<u64>; Action::ALL.len()],
     call_errors: [Cell<u64>; Action::ALL.len()],
+    timeouts_by_action: [Cell<u64>; Action::ALL.len()],
     /// Frames received (answers and commands).
     pub received: Cell<u64>,
     /// Commands (CALLs) from the central system answered.
@@ -221,6 +222,17 @@ impl Stats {
     /// Counts a CALLERROR received for a CALL.
     pub fn call_error(&self, action: Action) {
         bump(&self.call_errors[action.index()]);
+    }
+
+    /// Counts a CALL with this action that had no answer in time.
+    pub fn timed_out(&self, action: Action) {
+        bump(&self.timeouts);
+        bump(&self.timeouts_by_action[action.index()]);
+    }
+
+    /// CALLs with this action that had no answer in time.
+    pub fn timeouts_of(&self, action: Action) -> u64 {
+        self.timeouts_by_action[action.index()].get()
     }
 
     /// Records the round trip of a CALL with this action.
@@ -350,7 +362,7 @@ mod tests {
         stats.sent(Action::MeterValues);
         stats.call_error(Action::MeterValues);
         Stats::bump(&stats.commands);
-        Stats::bump(&stats.timeouts);
+        stats.timed_out(Action::StartTransaction);
         Stats::gauge(&stats.connected, true);
         Stats::gauge(&stats.connected, false);
         Stats::gauge(&stats.connected, false);
