@@ -536,6 +536,33 @@ async fn a_drivers_energy_limit_stops_the_charge_and_a_stalled_meter_ends_a_sess
 }
 
 #[actix_rt::test]
+async fn a_meter_that_keeps_advancing_outlives_the_first_stall_deadline() {
+    let app = spawn_app_with(&[("KILOWATT_METER_STALL_MINUTES", "30")]).await;
+    let (_, driver) = seed(&app, "CP-STALL", 1000).await;
+    let charger = connect(&app, "CP-STALL").await;
+    let body = json!({ "chargerId": "CP-STALL", "connectorId": 1 });
+    let (session_id, tx) = start_through_api(&app, &charger, &driver, body).await;
+    // A reading every 20 minutes, each further on: the 30-minute deadline the session started
+    // with passes twice, and each time the timer finds the meter has moved.
+    for wh in [1_000, 2_000, 3_000] {
+        app.clock.advance(ChronoDuration::minutes(20));
+        charger.meter_values(1, Some(tx), wh, Some(7_000), None).await.unwrap();
+    }
+    actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(session_field(&app, session_id, "status").await, "active");
+    assert!(charger.received_calls().iter().all(|(a, _)| a != "RemoteStopTransaction"));
+
+    // Then it stops advancing: 30 minutes after the last reading that moved, the session ends.
+    app.clock.advance(ChronoDuration::minutes(29));
+    actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(session_field(&app, session_id, "status").await, "active");
+    app.clock.advance(ChronoDuration::minutes(2));
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "completed").await);
+    assert!(session_field(&app, session_id, "stop_reason").await.contains("meter stopped advancing"));
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+#[actix_rt::test]
 async fn one_driver_starting_at_two_chargers_at_once_gets_one_session_and_a_concurrent_tx() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-TWIN-A", 1000).await;

@@ -162,6 +162,11 @@ pub struct SessionActor {
     /// from it, meter updates need not read it again.
     known_balance: Option<(Decimal, DateTime<Utc>)>,
     timers: Vec<(Timer, SpawnHandle)>,
+    /// When the meter counts as stalled if it does not advance again. Each advancing reading
+    /// moves it; the timer armed for an earlier deadline re-arms itself for this one when it
+    /// fires, so a reading costs no timer of its own (20,000 readings a second re-armed a timer
+    /// each before).
+    meter_stall_at: Option<DateTime<Utc>>,
     /// The status this actor is counted under in the `kilowatt_sessions` gauge.
     counted_as: Option<&'static str>,
 }
@@ -181,6 +186,7 @@ impl SessionActor {
             stop_requested: false,
             known_balance: None,
             timers: Vec::new(),
+            meter_stall_at: None,
             counted_as: None,
         }
     }
@@ -194,6 +200,14 @@ impl SessionActor {
                 act.on_timer(ctx, timer);
             }));
         self.timers.push((timer, handle));
+    }
+
+    /// Moves the meter-stall deadline; arms its timer only if none is armed.
+    fn push_meter_stall(&mut self, ctx: &mut Context<Self>, deadline: DateTime<Utc>) {
+        self.meter_stall_at = Some(deadline);
+        if !self.timers.iter().any(|(t, _)| *t == Timer::MeterStall) {
+            self.arm(ctx, Timer::MeterStall, deadline);
+        }
     }
 
     fn disarm(&mut self, ctx: &mut Context<Self>, timer: Timer) {
@@ -219,6 +233,11 @@ impl SessionActor {
             Timer::Stop => ("completed", "The charger did not confirm the stop; billed to its last reading".into()),
             Timer::Offline => ("failed", format!("Charger offline for {} minutes", minutes(settings.offline_timeout))),
             Timer::MeterStall => {
+                // The meter advanced since this timer was armed: wait for the new deadline.
+                if let Some(deadline) = self.meter_stall_at.filter(|at| *at > self.env.clock.now()) {
+                    self.arm(ctx, Timer::MeterStall, deadline);
+                    return;
+                }
                 self.send_remote_stop(ctx);
                 (
                     "completed",
@@ -397,7 +416,7 @@ impl SessionActor {
             self.arm(ctx, Timer::Start, state.session.requested_at + settings.start_timeout);
         } else {
             self.disarm(ctx, Timer::Start);
-            self.arm(ctx, Timer::MeterStall, now + settings.meter_stall_timeout);
+            self.push_meter_stall(ctx, now + settings.meter_stall_timeout);
         }
         self.count_as(Some(if state.session.status == "pending" { "pending" } else { "active" }));
         self.stop_requested = state.session.stop_reason.is_some();
@@ -452,7 +471,7 @@ impl Handler<SessionEvent> for SessionActor {
                 self.power_w = power_w.or(self.power_w);
                 if advanced {
                     let deadline = self.env.clock.now() + self.env.settings.meter_stall_timeout;
-                    self.arm(ctx, Timer::MeterStall, deadline);
+                    self.push_meter_stall(ctx, deadline);
                 }
                 self.check_limits(ctx);
             }
