@@ -1,0 +1,1 @@
+ALTER TABLE charging_sessions SET (fillfactor = 80);
