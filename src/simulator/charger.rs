@@ -684,6 +684,7 @@ impl Charger {
                     return;
                 };
                 self.transaction_ids.push((seq, transaction_id));
+                Stats::bump(&stats.transactions_numbered);
                 let c = usize::from(connector) - 1;
                 let accepted = payload["idTagInfo"]["status"] == "Accepted";
                 let Some(session) = self.connectors[c].session.as_mut().filter(|s| s.seq == seq) else { return };

@@ -190,6 +190,8 @@ pub struct Stats {
     pub sessions_started: Cell<u64>,
     /// Transactions stopped (StopTransaction queued).
     pub sessions_stopped: Cell<u64>,
+    /// StartTransactions the central system answered with a transaction ID.
+    pub transactions_numbered: Cell<u64>,
     /// Authorize or StartTransaction answers that refused the idTag.
     pub refused: Cell<u64>,
     /// Simulated faults.
