@@ -374,6 +374,8 @@ mod tests {
         assert_eq!(stats.call_errors_of(Action::MeterValues), 1);
         assert_eq!(stats.call_errors_total(), 1);
         assert_eq!(stats.errors(), 1);
+        assert_eq!(stats.timeouts_of(Action::StartTransaction), 1);
+        assert_eq!(stats.timeouts_of(Action::MeterValues), 0);
         assert_eq!(stats.connected.get(), 0);
     }
 
