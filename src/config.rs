@@ -223,6 +223,9 @@ pub struct OcppConfig {
     /// Bytes queued for a charger that does not read its socket before it is disconnected
     /// (`KILOWATT_OCPP_OUTBOX_HIGH_WATER_BYTES`).
     pub outbox_high_water_bytes: usize,
+    /// Chargers served at once between the accept of their socket and the answer to their
+    /// first message; the rest of a connect storm waits its turn (`KILOWATT_OCPP_CONNECTING_LIMIT`).
+    pub connecting_limit: usize,
 }
 
 /// Everything Kilowatt needs to run.
@@ -631,6 +634,7 @@ impl Config {
                     64 * 1024 * 1024,
                     "bytes",
                 )? as usize,
+                connecting_limit: s.bounded("KILOWATT_OCPP_CONNECTING_LIMIT", 512, 1, 1_000_000, "chargers")? as usize,
             },
         })
     }

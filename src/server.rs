@@ -324,7 +324,7 @@ fn listen(
 /// the handshake and serves the charger on the bare socket. The HTTP dispatcher, and its two
 /// 8 KiB buffers, are gone for the life of the connection; with 19,000 idle chargers they were
 /// nine tenths of the server's memory. Everything else (`/healthz`, a plain GET) is routed as
-/// on any listener.
+/// on any listener. Sockets are admitted a few hundred at a time (`http::admission`).
 fn listen_ocpp(
     state: &AppState,
     addr: SocketAddr,
@@ -337,6 +337,7 @@ fn listen_ocpp(
     let listener = tcp_listener(addr).map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     let data = web::Data::new(state.clone());
+    let admission = http::admission::Admission::new(state.config.ocpp.connecting_limit);
     let server = actix_server::Server::build()
         .workers(workers)
         .backlog(LISTEN_BACKLOG)
@@ -350,11 +351,23 @@ fn listen_ocpp(
                 .into_factory()
                 .map_err(|error| error.error_response());
             let upgrade_state = data.clone();
-            actix_http::HttpService::build()
+            let http = actix_http::HttpService::build()
                 .local_addr(bound)
                 .upgrade(fn_service(move |(req, framed)| http::ocpp::take_over(upgrade_state.clone(), req, framed)))
-                .finish(map_config(app, |_| AppConfig::default()))
-                .tcp()
+                .finish(map_config(app, |_| AppConfig::default()));
+            let admission = admission.clone();
+            fn_service(move |io: actix_rt::net::TcpStream| {
+                let admission = admission.clone();
+                async move {
+                    let peer = io.peer_addr().ok();
+                    Ok::<_, actix_http::error::DispatchError>((
+                        admission.admit(io).await,
+                        actix_http::Protocol::Http1,
+                        peer,
+                    ))
+                }
+            })
+            .and_then(http)
         })
         .map_err(bind_error)?;
     Ok((server.run(), bound))

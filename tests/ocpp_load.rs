@@ -2,7 +2,8 @@
 //! timed): heartbeats write nothing until last-seen is flushed (and a graceful stop writes it),
 //! meter values from many chargers are stored once each and answered only after commit, a
 //! flooding charger is refused then disconnected while others are served, a charger that stops
-//! reading is disconnected at the outgoing high-water mark, the socket taken over from the HTTP
+//! reading is disconnected at the outgoing high-water mark, chargers beyond the connecting limit
+//! wait for a place (freed by an answered first message or a few seconds), the socket taken over from the HTTP
 //! dispatcher serves a frame sent with the handshake and refuses bad upgrades with a JSON
 //! reason, and charger passwords are checked with Argon2 once, then by their stored keyed hash.
 
@@ -356,6 +357,29 @@ async fn an_upgrade_the_ocpp_listener_refuses_gets_a_json_reason_and_a_closed_co
     // Plain requests on the same listener are still routed.
     let health = app.client.get(format!("http://{addr}/healthz")).send().await.expect("health");
     assert_eq!(health.status(), 200);
+}
+
+#[actix_web::test]
+async fn chargers_past_the_connecting_limit_wait_for_a_place() {
+    let app =
+        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
+            .await;
+    let first = ChargePoint::connect_with(&app.ocpp_url, "TURN-1", options(&app)).await.expect("first connects");
+    // The only place is the first charger's until its first message is answered: the second
+    // one's handshake is not even read.
+    let mut second = Box::pin(ChargePoint::connect_with(&app.ocpp_url, "TURN-2", options(&app)));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut second).await.is_err(),
+        "a second charger got in while the first held the only place"
+    );
+    assert_eq!(first.boot().await.expect("boot")["status"], "Accepted");
+    let second =
+        tokio::time::timeout(WAIT, second).await.expect("let in once the first was answered").expect("connects");
+    // A charger that says nothing gives its place up after a few seconds.
+    let third = ChargePoint::connect_with(&app.ocpp_url, "TURN-3", options(&app)).await.expect("third connects");
+    assert_eq!(third.boot().await.expect("boot")["status"], "Accepted");
+    assert_eq!(second.boot().await.expect("boot")["status"], "Accepted");
+    assert_eq!(first.heartbeat().await.map(|answer| answer["currentTime"].is_string()), Ok(true));
 }
 
 #[actix_web::test]

@@ -1,6 +1,7 @@
 //! The HTTP edge: the one route table for the web/API listener and the OCPP listener, and
 //! the extractor settings that turn malformed input into the standard JSON error.
 
+pub mod admission;
 pub mod api;
 pub mod error;
 pub mod health;

@@ -11,7 +11,6 @@ use actix_codec::{Framed, FramedParts};
 use actix_http::body::BodySize;
 use actix_http::h1::{self, Message};
 use actix_http::{ConnectionType, Request, Response, ws};
-use actix_rt::net::TcpStream;
 use actix_web::HttpMessage as _;
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap};
@@ -23,6 +22,7 @@ use kilowatt_actors::charger;
 use kilowatt_actors::charger::credentials::StoredPassword;
 use kilowatt_actors::store::chargers::ChargerIdentity;
 
+use super::admission::AdmittedStream;
 use super::error::ApiError;
 use crate::config::UnknownChargerPolicy;
 use crate::state::AppState;
@@ -81,7 +81,7 @@ pub async fn connect(
 pub async fn take_over(
     state: web::Data<AppState>,
     req: Request,
-    mut framed: Framed<TcpStream, h1::Codec>,
+    mut framed: Framed<AdmittedStream, h1::Codec>,
 ) -> Result<(), Infallible> {
     let started = Instant::now();
     let path = req.path().to_string();
@@ -120,7 +120,9 @@ pub async fn take_over(
     // wait for the 101) is copied out. So does the request, whose headers are slices of the
     // read buffer. Only then is the charger served, for as long as it stays connected.
     let FramedParts { io, read_buf, .. } = framed.into_parts();
-    let serving = charger::serve(identity, state.chargers.clone(), io, Bytes::copy_from_slice(&read_buf));
+    let (io, connecting_place) = io.into_parts();
+    let serving =
+        charger::serve(identity, state.chargers.clone(), io, Bytes::copy_from_slice(&read_buf), connecting_place);
     drop(read_buf);
     drop(req);
     serving.await;
@@ -137,7 +139,7 @@ fn charge_point_id_in(path: &str) -> Option<String> {
 }
 
 /// Writes a refusal with its JSON body and closes the connection.
-async fn send_refusal(framed: &mut Framed<TcpStream, h1::Codec>, refusal: HttpResponse) -> std::io::Result<()> {
+async fn send_refusal(framed: &mut Framed<AdmittedStream, h1::Codec>, refusal: HttpResponse) -> std::io::Result<()> {
     let (head, body) = refusal.into_parts();
     let body = actix_web::body::to_bytes(body).await.unwrap_or_default();
     let mut head: Response<()> = head.into();

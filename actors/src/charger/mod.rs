@@ -27,7 +27,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use self::command::{CommandError, CommandQueue, InFlight, Pending, SendCommand};
 use self::credentials::Credentials;
@@ -313,7 +313,13 @@ pub struct ChargerActor {
     fragment: Option<String>,
     limiter: RateLimiter,
     outbox: Outbox,
+    /// The connection's place among the chargers connecting at once (see the OCPP listener's
+    /// admission): given back when the first CALL is answered, or after [`CONNECTING_HOLD`].
+    connecting_place: Option<OwnedSemaphorePermit>,
 }
+
+/// Longest a charger keeps its connecting place without its first CALL being answered.
+const CONNECTING_HOLD: Duration = Duration::from_secs(5);
 
 /// Upgrades the request to an OCPP 1.6J WebSocket served by a new [`ChargerActor`]. The caller
 /// has already authenticated the charger and checked the sub-protocol.
@@ -328,16 +334,22 @@ pub fn start(
 }
 
 /// Serves a charger on a connection taken over from the HTTP dispatcher once the handshake
-/// (with sub-protocol `ocpp1.6`) is answered: `received` is what was read past the handshake.
+/// (with sub-protocol `ocpp1.6`) is answered: `received` is what was read past the handshake,
+/// `connecting_place` the connection's place among those connecting at once, if it has one.
 /// Ends when the connection does.
 pub fn serve(
     identity: ChargerIdentity,
     env: Arc<ChargerEnv>,
     io: actix_rt::net::TcpStream,
     received: actix_web::web::Bytes,
+    connecting_place: Option<OwnedSemaphorePermit>,
 ) -> impl std::future::Future<Output = ()> + 'static {
     let options = socket_options(&env);
-    outbox::serve(io, received, &options, move |outbox| ChargerActor::new(identity, env, outbox))
+    outbox::serve(io, received, &options, move |outbox| {
+        let mut actor = ChargerActor::new(identity, env, outbox);
+        actor.connecting_place = connecting_place;
+        actor
+    })
 }
 
 fn socket_options(env: &ChargerEnv) -> SocketOptions<'static> {
@@ -374,6 +386,7 @@ impl ChargerActor {
             fragment: None,
             limiter,
             outbox,
+            connecting_place: None,
         }
     }
 }
@@ -625,6 +638,7 @@ impl ChargerActor {
         metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_string())
             .record(received.elapsed().as_secs_f64());
         self.send_text(text, meta, ctx);
+        self.connecting_place = None;
     }
 
     /// Sends `pending` now if no command is in flight, else queues it behind the others.
@@ -723,6 +737,10 @@ impl Actor for ChargerActor {
             actor.ready = true;
             actor.serve_waiting(ctx);
         }));
+
+        if self.connecting_place.is_some() {
+            ctx.run_later(CONNECTING_HOLD, |actor, _| actor.connecting_place = None);
+        }
 
         let ping_interval = self.env.settings.ping_interval;
         ctx.run_interval(ping_interval, move |actor, ctx| {

@@ -1,0 +1,84 @@
+//! Admission on the OCPP listener: at most so many chargers are *connecting* at once, from
+//! the moment their socket is accepted until their first message is answered (or a few
+//! seconds pass). The others wait, holding nothing but their socket, before even their
+//! handshake is read.
+//!
+//! Why: in a connect storm (a restart, a power cut coming back) every charger's handshake and
+//! BootNotification compete for the same cores. Served all at once, each one waits behind all
+//! the others, so every BootNotification takes about as long as the whole storm. Admitted a few
+//! hundred at a time, the storm takes as long as before while each charger that has begun is
+//! answered in a fraction of it, and a charger already connected keeps its usual latency.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_rt::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The connecting places, shared by the listener's workers.
+#[derive(Clone)]
+pub struct Admission {
+    places: Arc<Semaphore>,
+}
+
+impl Admission {
+    /// `limit` chargers may be connecting at once (at least one).
+    pub fn new(limit: usize) -> Self {
+        Admission { places: Arc::new(Semaphore::new(limit.max(1))) }
+    }
+
+    /// Waits for a place for `io`; the place goes with the socket.
+    pub async fn admit(&self, io: TcpStream) -> AdmittedStream {
+        let place = self.places.clone().acquire_owned().await.ok();
+        AdmittedStream { io, place }
+    }
+}
+
+/// An accepted socket and its connecting place (released when the charger's first message is
+/// answered, or when the socket is dropped).
+pub struct AdmittedStream {
+    io: TcpStream,
+    place: Option<OwnedSemaphorePermit>,
+}
+
+impl AdmittedStream {
+    /// The socket, and its place for whoever serves the charger.
+    pub fn into_parts(self) -> (TcpStream, Option<OwnedSemaphorePermit>) {
+        (self.io, self.place)
+    }
+}
+
+impl AsyncRead for AdmittedStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AdmittedStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
