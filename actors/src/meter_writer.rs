@@ -56,6 +56,7 @@ pub type BatchFn<I, O> = for<'a> fn(&'a mut AsyncPgConnection, &'a [I]) -> Batch
 
 struct Job<I, O> {
     input: I,
+    queued_at: Instant,
     reply: oneshot::Sender<Result<O, WriteError>>,
 }
 
@@ -95,7 +96,7 @@ impl<I: 'static, O: 'static> GroupCommit<I, O> {
     /// Queues one write; resolves with its output once its batch is committed.
     pub async fn submit(&self, input: I) -> Result<O, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.sender.try_send(Job { input, reply }).map_err(|error| match error {
+        self.sender.try_send(Job { input, queued_at: Instant::now(), reply }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => WriteError::Busy,
             mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
         })?;
@@ -129,6 +130,10 @@ async fn collect_batches<I: 'static, O: 'static>(
 async fn write_batch<I, O>(name: &'static str, pool: &DbPool, write: BatchFn<I, O>, jobs: Vec<Job<I, O>>) {
     let started = Instant::now();
     let size = jobs.len();
+    // How far behind the writer is: the wait of the batch's oldest write.
+    if let Some(oldest) = jobs.iter().map(|job| job.queued_at).min() {
+        metrics::histogram!("db_batch_wait_seconds", "writer" => name).record((started - oldest).as_secs_f64());
+    }
     let (inputs, replies): (Vec<I>, Vec<_>) = jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
     let stored = async {
         let mut conn = pool::connection(pool).await?;
