@@ -1,7 +1,7 @@
 //! Admission on the OCPP listener: at most so many chargers are *connecting* at once, from
-//! the moment their socket is accepted until their first message is answered (or a few
-//! seconds pass). The others wait, holding nothing but their socket, before even their
-//! handshake is read.
+//! the moment their socket is accepted until their first CALL is answered (a charger that says
+//! nothing gives its place back after a moment: see `ChargerActor::connecting_place`). The
+//! others wait, holding nothing but their socket, before even their handshake is read.
 //!
 //! Why: in a connect storm (a restart, a power cut coming back) every charger's handshake and
 //! BootNotification compete for the same cores. Served all at once, each one waits behind all
@@ -30,10 +30,35 @@ impl Admission {
         Admission { places: Arc::new(Semaphore::new(limit.max(1))) }
     }
 
-    /// Waits for a place for `io`; the place goes with the socket.
+    /// Waits for a place for `io` (counted in `ocpp_connecting_waiting` meanwhile); the place
+    /// goes with the socket.
     pub async fn admit(&self, io: TcpStream) -> AdmittedStream {
-        let place = self.places.clone().acquire_owned().await.ok();
+        let place = match self.places.clone().try_acquire_owned() {
+            Ok(place) => Some(place),
+            Err(_) => {
+                let _waiting = Waiting::new();
+                self.places.clone().acquire_owned().await.ok()
+            }
+        };
         AdmittedStream { io, place }
+    }
+}
+
+/// One socket counted in `ocpp_connecting_waiting` for as long as it lives (a socket dropped
+/// while it waits, at shutdown, is uncounted too).
+struct Waiting(metrics::Gauge);
+
+impl Waiting {
+    fn new() -> Self {
+        let gauge = metrics::gauge!("ocpp_connecting_waiting");
+        gauge.increment(1.0);
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

@@ -314,12 +314,18 @@ pub struct ChargerActor {
     limiter: RateLimiter,
     outbox: Outbox,
     /// The connection's place among the chargers connecting at once (see the OCPP listener's
-    /// admission): given back when the first CALL is answered, or after [`CONNECTING_HOLD`].
+    /// admission): given back when the first CALL is answered, when the charger has said
+    /// nothing for [`CONNECTING_QUIET`], or after [`CONNECTING_HOLD`] whatever happens.
     connecting_place: Option<OwnedSemaphorePermit>,
 }
 
-/// Longest a charger keeps its connecting place without its first CALL being answered.
-const CONNECTING_HOLD: Duration = Duration::from_secs(5);
+/// A charger with no CALL under way this long after connecting gives its connecting place
+/// back: one that reconnects without booting may say nothing for minutes, and a reconnect
+/// storm must not wait for it.
+const CONNECTING_QUIET: Duration = Duration::from_millis(200);
+
+/// Longest a charger keeps its connecting place while its first CALL is under way.
+const CONNECTING_HOLD: Duration = Duration::from_secs(2);
 
 /// Upgrades the request to an OCPP 1.6J WebSocket served by a new [`ChargerActor`]. The caller
 /// has already authenticated the charger and checked the sub-protocol.
@@ -739,6 +745,13 @@ impl Actor for ChargerActor {
         }));
 
         if self.connecting_place.is_some() {
+            ctx.run_later(CONNECTING_QUIET, |actor, _| {
+                // `state` is taken while a CALL is handled; `waiting` holds those that arrived
+                // before the connection was recorded online.
+                if actor.state.is_some() && actor.waiting.is_empty() {
+                    actor.connecting_place = None;
+                }
+            });
             ctx.run_later(CONNECTING_HOLD, |actor, _| actor.connecting_place = None);
         }
 
