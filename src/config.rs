@@ -224,8 +224,8 @@ pub struct OcppConfig {
     /// (`KILOWATT_OCPP_OUTBOX_HIGH_WATER_BYTES`).
     pub outbox_high_water_bytes: usize,
     /// Chargers served at once between the accept of their socket and the answer to their
-    /// first CALL (a silent charger gives its place back at once); the rest of a connect storm
-    /// waits its turn (`KILOWATT_OCPP_CONNECTING_LIMIT`).
+    /// first CALL (a charger silent for 200 ms gives its place back); the rest of a connect
+    /// storm waits its turn (`KILOWATT_OCPP_CONNECTING_LIMIT`).
     pub connecting_limit: usize,
 }
 

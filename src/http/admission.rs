@@ -6,8 +6,8 @@
 //! Why: in a connect storm (a restart, a power cut coming back) every charger's handshake and
 //! BootNotification compete for the same cores. Served all at once, each one waits behind all
 //! the others, so every BootNotification takes about as long as the whole storm. Admitted a few
-//! hundred at a time, the storm takes as long as before while each charger that has begun is
-//! answered in a fraction of it, and a charger already connected keeps its usual latency.
+//! hundred at a time, each charger that has begun is answered in a fraction of it; the storm as
+//! a whole takes somewhat longer (measured in BENCHMARKS.md: the limit trades one for the other).
 
 use std::io;
 use std::pin::Pin;
@@ -62,8 +62,8 @@ impl Drop for Waiting {
     }
 }
 
-/// An accepted socket and its connecting place (released when the charger's first message is
-/// answered, or when the socket is dropped).
+/// An accepted socket and its connecting place (given back as `ChargerActor::connecting_place`
+/// says, or when the socket is dropped).
 pub struct AdmittedStream {
     io: TcpStream,
     place: Option<OwnedSemaphorePermit>,
