@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use super::StoreError;
-use super::schema::{chargers, charging_sessions, connectors, stations, users};
+use super::schema::{chargers, charging_sessions, connectors, users};
 use super::sessions;
 use super::wallets::{self, Entry};
 use crate::billing;
@@ -142,48 +142,49 @@ pub enum RemoteStartError {
     Store(#[from] StoreError),
 }
 
-/// Creates the pending session a remote start waits on, with the station's price fixed now.
-/// The database's partial unique indexes make "one open session per connector and per driver"
-/// hold even when two requests race.
+/// Creates the pending session a remote start waits on, with the station's price fixed now
+/// (read by the same statement). The database's partial unique indexes make "one open session
+/// per connector and per driver" hold even when two requests race.
 pub async fn create_pending(
     conn: &mut AsyncPgConnection,
     start: &RemoteStart,
     now: DateTime<Utc>,
 ) -> Result<i64, RemoteStartError> {
-    let (station_id, price): (Option<i64>, Option<Decimal>) = chargers::table
-        .left_join(stations::table)
-        .filter(chargers::id.eq(start.charger_id))
-        .select((chargers::station_id, stations::price_per_kwh.nullable()))
-        .first(conn)
-        .await
-        .map_err(StoreError::from)?;
-    diesel::insert_into(charging_sessions::table)
-        .values((
-            charging_sessions::user_id.eq(start.user_id),
-            charging_sessions::charger_id.eq(start.charger_id),
-            charging_sessions::connector_id.eq(start.connector_id),
-            charging_sessions::station_id.eq(station_id),
-            charging_sessions::id_tag.eq(&start.id_tag),
-            charging_sessions::source.eq(start.source),
-            charging_sessions::status.eq("pending"),
-            charging_sessions::price_per_kwh.eq(price.unwrap_or_default()),
-            charging_sessions::limit_energy_wh.eq(start.limit_energy_wh),
-            charging_sessions::limit_amount.eq(start.limit_amount),
-            charging_sessions::battery_level_start.eq(start.battery_level_start),
-            charging_sessions::booking_id.eq(start.booking_id),
-            charging_sessions::requested_at.eq(now),
-        ))
-        .returning(charging_sessions::id)
-        .get_result(conn)
-        .await
-        .map_err(|error| match &error {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => match info.constraint_name() {
-                Some("charging_sessions_one_per_driver") => RemoteStartError::SessionActive,
-                Some("charging_sessions_one_per_connector") => RemoteStartError::ConnectorBusy,
-                _ => RemoteStartError::Store(error.into()),
-            },
+    use diesel::sql_types::{BigInt, Int2, Nullable, Numeric, Text, Timestamptz};
+    #[derive(QueryableByName)]
+    struct Created {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let created: Created = diesel::sql_query(
+        "INSERT INTO charging_sessions (user_id, charger_id, connector_id, station_id, id_tag, source, status, \
+           price_per_kwh, limit_energy_wh, limit_amount, battery_level_start, booking_id, requested_at) \
+         SELECT $1, ch.id, $3, ch.station_id, $4, $5, 'pending', coalesce(st.price_per_kwh, 0), $6, $7, $8, $9, $10 \
+         FROM chargers ch LEFT JOIN stations st ON st.id = ch.station_id \
+         WHERE ch.id = $2 \
+         RETURNING id",
+    )
+    .bind::<BigInt, _>(start.user_id)
+    .bind::<BigInt, _>(start.charger_id)
+    .bind::<BigInt, _>(start.connector_id)
+    .bind::<Text, _>(&start.id_tag)
+    .bind::<Text, _>(start.source)
+    .bind::<Nullable<BigInt>, _>(start.limit_energy_wh)
+    .bind::<Nullable<Numeric>, _>(start.limit_amount)
+    .bind::<Nullable<Int2>, _>(start.battery_level_start)
+    .bind::<Nullable<BigInt>, _>(start.booking_id)
+    .bind::<Timestamptz, _>(now)
+    .get_result(conn)
+    .await
+    .map_err(|error| match &error {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => match info.constraint_name() {
+            Some("charging_sessions_one_per_driver") => RemoteStartError::SessionActive,
+            Some("charging_sessions_one_per_connector") => RemoteStartError::ConnectorBusy,
             _ => RemoteStartError::Store(error.into()),
-        })
+        },
+        _ => RemoteStartError::Store(error.into()),
+    })?;
+    Ok(created.id)
 }
 
 /// What a late StopTransaction changed on a session that had already been closed.

@@ -189,36 +189,82 @@ pub async fn history(
     Ok((rows, total))
 }
 
-/// Where a driver wants to start: the charger and connector rows and what decides whether
-/// a start is possible.
-#[derive(Debug, Clone, Queryable)]
-pub struct StartTarget {
+/// Everything a driver's start is checked against, read in one statement: the charger and
+/// connector it names, a live hold on that connector, whether the driver already has a session
+/// under way or a live queue entry at this charger, and their balance.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct StartCheck {
     /// The charger's row.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub charger_id: i64,
     /// accepted, pending or rejected.
+    #[diesel(sql_type = diesel::sql_types::Text)]
     pub registration_status: String,
     /// The station (a charger without one cannot be priced).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
     pub station_id: Option<i64>,
     /// The connector's row.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub connector_id: i64,
     /// Its OCPP status.
+    #[diesel(sql_type = diesel::sql_types::Text)]
     pub connector_status: String,
+    /// Whether a reservation (a queue turn or a booking) holds the connector now.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub held: bool,
+    /// Whom the hold is for.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub hold_user_id: Option<i64>,
+    /// The booking the hold is for, if it is a booking's.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub hold_booking_id: Option<i64>,
+    /// Whether the driver has a pending or active session anywhere.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub session_open: bool,
+    /// Whether the driver is waiting (or held) in this charger's queue.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub queued_here: bool,
+    /// The driver's wallet balance (`None` without a wallet).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
+    pub balance: Option<Decimal>,
 }
 
-/// The charger and connector a start names; `Ok(None)` when either does not exist.
-pub async fn start_target(
+/// What decides `driver`'s start on a charger's connector, at `now`; `Ok(None)` when the charger
+/// or the connector does not exist. One round trip: a start answers within the REST budget
+/// while PostgreSQL is busy storing a fleet's meter values, and each statement is a wait.
+pub async fn start_check(
     conn: &mut AsyncPgConnection,
     charge_point_id: &str,
     connector_number: i32,
-) -> Result<Option<StartTarget>, StoreError> {
-    Ok(chargers::table
-        .inner_join(connectors::table)
-        .filter(chargers::charge_point_id.eq(charge_point_id))
-        .filter(connectors::connector_number.eq(connector_number))
-        .select((chargers::id, chargers::registration_status, chargers::station_id, connectors::id, connectors::status))
-        .first(conn)
-        .await
-        .optional()?)
+    driver: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<StartCheck>, StoreError> {
+    use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
+    Ok(diesel::sql_query(
+        "SELECT ch.id AS charger_id, ch.registration_status, ch.station_id, \
+           co.id AS connector_id, co.status AS connector_status, \
+           r.id IS NOT NULL AS held, r.user_id AS hold_user_id, r.booking_id AS hold_booking_id, \
+           EXISTS (SELECT 1 FROM charging_sessions s \
+                   WHERE s.user_id = $3 AND s.status IN ('pending', 'active')) AS session_open, \
+           EXISTS (SELECT 1 FROM queue_entries q \
+                   WHERE q.user_id = $3 AND q.charger_id = ch.id AND q.status IN ('waiting', 'held')) AS queued_here, \
+           (SELECT w.balance FROM wallets w WHERE w.user_id = $3) AS balance \
+         FROM chargers ch \
+         JOIN connectors co ON co.charger_id = ch.id AND co.connector_number = $2 \
+         LEFT JOIN LATERAL ( \
+           SELECT h.id, h.user_id, h.booking_id FROM reservations h \
+           WHERE h.charger_id = ch.id AND h.connector_number = $2 AND h.status = ANY($5) AND h.expires_at > $4 \
+           ORDER BY h.id DESC LIMIT 1) r ON true \
+         WHERE ch.charge_point_id = $1",
+    )
+    .bind::<Text, _>(charge_point_id)
+    .bind::<Integer, _>(connector_number)
+    .bind::<BigInt, _>(driver)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<Text>, _>(super::reservations::HOLDING.as_slice())
+    .get_result(conn)
+    .await
+    .optional()?)
 }
 
 /// A driver's totals over a set of sessions.

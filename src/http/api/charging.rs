@@ -14,7 +14,7 @@ use kilowatt_actors::session::{SessionEvent, StopError, StopInitiator, StopOutco
 use kilowatt_actors::store::live_sessions::{self, RemoteStart, RemoteStartError};
 use kilowatt_actors::store::session_views::{self, SessionRow};
 use kilowatt_actors::store::sessions::{self, Settle};
-use kilowatt_actors::store::{bookings, chargers, pool, queue, reservations, wallets};
+use kilowatt_actors::store::{bookings, chargers, pool, queue, reservations};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -142,9 +142,14 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
         return Err(ApiError::validation("batteryLevel", "A battery level is 0 to 100."));
     }
     let mut conn = pool::connection(&state.pool).await?;
-    let online = state.registry.send(IsConnected(body.charger_id.clone())).await.unwrap_or(false);
-    let target = session_views::start_target(&mut conn, &body.charger_id, body.connector_id).await?;
-    let Some(target) = target else {
+    // Whether the charger is connected (an actor message) and everything the database says about
+    // this start (one statement) are asked at once.
+    let (online, check) = tokio::join!(
+        state.registry.send(IsConnected(body.charger_id.clone())),
+        session_views::start_check(&mut conn, &body.charger_id, body.connector_id, auth.user.id, state.clock.now()),
+    );
+    let online = online.unwrap_or(false);
+    let Some(check) = check? else {
         // Connectors are known once the charger reports them: an offline charger is offline.
         if !online && chargers::view(&mut conn, &body.charger_id).await?.is_some() {
             return Err(ApiError::conflict("charger_offline", "This charger is offline right now."));
@@ -154,33 +159,29 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     if !online {
         return Err(ApiError::conflict("charger_offline", "This charger is offline right now."));
     }
-    if target.registration_status != "accepted" || target.station_id.is_none() {
+    if check.registration_status != "accepted" || check.station_id.is_none() {
         return Err(ApiError::conflict("charger_unavailable", "This charger is not open for charging yet."));
     }
     // A connector held for a queue turn or a booking is for that driver only.
-    let hold = reservations::holding(&mut conn, target.charger_id, body.connector_id, state.clock.now()).await?;
-    let held_for_me = match &hold {
-        Some(hold) if hold.user_id != Some(auth.user.id) => {
-            return Err(ApiError::conflict(
-                "connector_busy",
-                format!("Connector {} is held for another driver right now.", body.connector_id),
-            ));
-        }
-        Some(_) => true,
-        None => false,
-    };
-    let usable = matches!(target.connector_status.as_str(), "Available" | "Preparing")
-        || (held_for_me && target.connector_status == "Reserved");
+    if check.held && check.hold_user_id != Some(auth.user.id) {
+        return Err(ApiError::conflict(
+            "connector_busy",
+            format!("Connector {} is held for another driver right now.", body.connector_id),
+        ));
+    }
+    let held_for_me = check.held;
+    let usable = matches!(check.connector_status.as_str(), "Available" | "Preparing")
+        || (held_for_me && check.connector_status == "Reserved");
     if !usable {
         return Err(ApiError::conflict(
             "connector_busy",
-            format!("Connector {} is {} right now.", body.connector_id, target.connector_status),
+            format!("Connector {} is {} right now.", body.connector_id, check.connector_status),
         ));
     }
-    if session_views::open_for_driver(&mut conn, auth.user.id).await?.is_some() {
+    if check.session_open {
         return Err(ApiError::conflict("session_active", "You already have a charging session under way."));
     }
-    let balance = wallets::balance(&mut conn, auth.user.id).await?.unwrap_or_default();
+    let balance = check.balance.unwrap_or_default();
     let minimum = state.config.policy.min_start_balance;
     if balance < minimum {
         return Err(ApiError::new(
@@ -191,14 +192,14 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     }
     let remote = RemoteStart {
         user_id: auth.user.id,
-        charger_id: target.charger_id,
-        connector_id: target.connector_id,
+        charger_id: check.charger_id,
+        connector_id: check.connector_id,
         id_tag: auth.user.id_tag.clone(),
         source: "app",
         limit_energy_wh: body.limit_energy_wh,
         limit_amount: body.limit_amount,
         battery_level_start: body.battery_level,
-        booking_id: hold.as_ref().and_then(|h| h.booking_id),
+        booking_id: check.hold_booking_id,
     };
     let session_id =
         live_sessions::create_pending(&mut conn, &remote, state.clock.now()).await.map_err(|e| match e {
@@ -217,8 +218,11 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     let failure = match answer {
         Ok(Ok(answer)) if answer["status"] == "Accepted" => {
             tracing::info!(user_id = auth.user.id, session_id, charge_point_id = %body.charger_id, "remote start accepted");
-            consume_hold(state, auth, &body.charger_id, (target.charger_id, target.connector_id), body.connector_id)
-                .await;
+            // Only a driver who held the connector or queued here has a turn to use up.
+            if held_for_me || check.queued_here {
+                let row_ids = (check.charger_id, check.connector_id);
+                consume_hold(state, auth, &body.charger_id, row_ids, body.connector_id).await;
+            }
             return Ok(session_id);
         }
         Ok(Ok(_)) => {
