@@ -174,6 +174,8 @@ async fn a_charging_session_moves_the_session_gauge_the_settlement_and_energy_co
     assert!(scrape.value("ocpp_message_duration_seconds_count", &[("action", "MeterValues")]) >= 1.0);
     // The meter values went through their group-committing writer, which tells how long they waited.
     assert!(scrape.value("db_batch_wait_seconds_count", &[("writer", "meter_values")]) >= 1.0);
+    // ...and how long each charger's task took to resume once its write was answered.
+    assert!(scrape.value("db_write_resume_seconds_count", &[("writer", "meter_values")]) >= 1.0);
     assert!(scrape.value("ocpp_connected_chargers", &[]) >= 1.0);
     for family in [
         "ocpp_connected_chargers",

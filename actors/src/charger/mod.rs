@@ -112,10 +112,11 @@ pub struct ChargerWriters {
 /// Batches in flight at once per writer: one being committed while the next fills.
 const WRITERS_PER_KIND: usize = 2;
 
-/// Connections the writers can use at once: two batches for each of identities, boots,
-/// statuses and meter values, the transaction writer's, and one for the presence batcher
+/// Connections the writers can use at once: two batches for each of identities, boots and
+/// statuses, the meter writer's, the transaction writer's, and one for the presence batcher
 /// ([`crate::last_seen`]).
-pub const WRITER_CONNECTIONS: usize = 4 * WRITERS_PER_KIND + transactions::TRANSACTION_WRITERS + 1;
+pub const WRITER_CONNECTIONS: usize =
+    3 * WRITERS_PER_KIND + crate::meter_writer::METER_WRITERS + transactions::TRANSACTION_WRITERS + 1;
 
 impl ChargerWriters {
     /// Starts the writers on the current runtime, on connections from `pool`.
