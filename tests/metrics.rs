@@ -171,6 +171,8 @@ async fn a_charging_session_moves_the_session_gauge_the_settlement_and_energy_co
     assert!(scrape.value("ocpp_call_errors_total", &[("code", "NotImplemented"), ("direction", "out")]) >= 1.0);
     assert!(scrape.value("ocpp_messages_total", &[("action", "StopTransaction"), ("outcome", "ok")]) >= 1.0);
     assert!(scrape.value("ocpp_commands_total", &[("action", "RemoteStopTransaction"), ("result", "answered")]) >= 1.0);
+    // ...and how long the charger took to answer it.
+    assert!(scrape.value("ocpp_command_duration_seconds_count", &[("action", "RemoteStopTransaction")]) >= 1.0);
     assert!(scrape.value("ocpp_message_duration_seconds_count", &[("action", "MeterValues")]) >= 1.0);
     // The meter values went through their group-committing writer, which tells how long they waited.
     assert!(scrape.value("db_batch_wait_seconds_count", &[("writer", "meter_values")]) >= 1.0);

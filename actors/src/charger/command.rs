@@ -63,6 +63,16 @@ pub(crate) struct InFlight {
     pub message_id: String,
     pub pending: Pending,
     pub timeout: actix::SpawnHandle,
+    /// When it was sent: `ocpp_command_duration_seconds` times the charger's answer from here.
+    pub sent_at: std::time::Instant,
+}
+
+impl InFlight {
+    /// Records how long the charger took to answer (a CALLRESULT or a CALLERROR).
+    pub fn record_round_trip(&self, action: &str) {
+        metrics::histogram!("ocpp_command_duration_seconds", "action" => action.to_string())
+            .record(self.sent_at.elapsed().as_secs_f64());
+    }
 }
 
 /// Commands in order, with at most one in flight.

@@ -543,6 +543,7 @@ impl ChargerActor {
                 };
                 ctx.cancel_future(in_flight.timeout);
                 let action = in_flight.pending.request.action().to_string();
+                in_flight.record_round_trip(&action);
                 let outcome = match in_flight.pending.request.parse_response(&result.payload) {
                     Ok(_) => {
                         metrics::counter!("ocpp_commands_total", "action" => action.clone(), "result" => "answered")
@@ -562,6 +563,7 @@ impl ChargerActor {
                 let Some(in_flight) = self.commands.take_if(&error.message_id) else { return };
                 ctx.cancel_future(in_flight.timeout);
                 let action = in_flight.pending.request.action().to_string();
+                in_flight.record_round_trip(&action);
                 metrics::counter!("ocpp_commands_total", "action" => action.clone(), "result" => "rejected")
                     .increment(1);
                 metrics::counter!("ocpp_call_errors_total", "code" => error.error.code.as_str(), "direction" => "in")
@@ -690,7 +692,7 @@ impl ChargerActor {
                 actor.pump(ctx);
             }
         });
-        self.commands.in_flight = Some(InFlight { message_id, pending, timeout: handle });
+        self.commands.in_flight = Some(InFlight { message_id, pending, timeout: handle, sent_at: Instant::now() });
     }
 
     /// Asks the charger for its current state after a reconnect, so our view is never stale.
