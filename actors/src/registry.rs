@@ -79,6 +79,12 @@ pub struct CommandCharger {
 #[rtype(result = "bool")]
 pub struct IsConnected(pub String);
 
+/// A charger's command inbox, when it is connected to this node: a command sent there is
+/// answered straight back to its sender, without passing through the registry's thread.
+#[derive(Message)]
+#[rtype(result = "Option<Recipient<SendCommand>>")]
+pub struct ChargerInbox(pub String);
+
 /// How many chargers are connected now.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -416,6 +422,14 @@ impl Handler<IsConnected> for Registry {
 
     fn handle(&mut self, msg: IsConnected, _ctx: &mut Self::Context) -> bool {
         self.chargers.contains_key(&msg.0)
+    }
+}
+
+impl Handler<ChargerInbox> for Registry {
+    type Result = Option<Recipient<SendCommand>>;
+
+    fn handle(&mut self, msg: ChargerInbox, _ctx: &mut Self::Context) -> Self::Result {
+        self.chargers.get(&msg.0).map(|handle| handle.commands.clone())
     }
 }
 

@@ -5,11 +5,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use kilowatt_actors::charger::command::CommandError;
+use kilowatt_actors::charger::command::{CommandError, SendCommand};
 use kilowatt_actors::ocpp::CentralSystemRequest;
-use kilowatt_actors::registry::{
-    CommandCharger, IsConnected, NotifySession, OpenSession, QueueChanged, StopSessionNow,
-};
+use kilowatt_actors::registry::{ChargerInbox, NotifySession, OpenSession, QueueChanged, StopSessionNow};
 use kilowatt_actors::session::{SessionEvent, StopError, StopInitiator, StopOutcome, StopSession};
 use kilowatt_actors::store::live_sessions::{self, RemoteStart, RemoteStartError};
 use kilowatt_actors::store::session_views::{self, SessionRow};
@@ -144,11 +142,12 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
     let mut conn = pool::connection(&state.pool).await?;
     // Whether the charger is connected (an actor message) and everything the database says about
     // this start (one statement) are asked at once.
-    let (online, check) = tokio::join!(
-        state.registry.send(IsConnected(body.charger_id.clone())),
+    let (inbox, check) = tokio::join!(
+        state.registry.send(ChargerInbox(body.charger_id.clone())),
         session_views::start_check(&mut conn, &body.charger_id, body.connector_id, auth.user.id, state.clock.now()),
     );
-    let online = online.unwrap_or(false);
+    let inbox = inbox.ok().flatten();
+    let online = inbox.is_some();
     let Some(check) = check? else {
         // Connectors are known once the charger reports them: an offline charger is offline.
         if !online && chargers::view(&mut conn, &body.charger_id).await?.is_some() {
@@ -214,9 +213,13 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
 
     let payload = json!({ "connectorId": body.connector_id, "idTag": auth.user.id_tag });
     let request = CentralSystemRequest::from_action("RemoteStartTransaction", &payload).map_err(ApiError::internal)?;
-    let answer = state.registry.send(CommandCharger { charge_point_id: body.charger_id.clone(), request }).await;
+    // Straight to the charger's connection, which answers straight back.
+    let answer = match inbox {
+        Some(inbox) => inbox.send(SendCommand(request)).await.unwrap_or(Err(CommandError::Disconnected)),
+        None => Err(CommandError::NotConnected(body.charger_id.clone())),
+    };
     let failure = match answer {
-        Ok(Ok(answer)) if answer["status"] == "Accepted" => {
+        Ok(answer) if answer["status"] == "Accepted" => {
             tracing::info!(user_id = auth.user.id, session_id, charge_point_id = %body.charger_id, "remote start accepted");
             // Only a driver who held the connector or queued here has a turn to use up.
             if held_for_me || check.queued_here {
@@ -225,14 +228,11 @@ pub async fn begin(auth: &Auth, state: &AppState, body: StartRequest) -> Result<
             }
             return Ok(session_id);
         }
-        Ok(Ok(_)) => {
-            ApiError::conflict("start_rejected", "The charger refused to start. Check the cable and try again.")
-        }
-        Ok(Err(CommandError::Timeout { .. })) => {
+        Ok(_) => ApiError::conflict("start_rejected", "The charger refused to start. Check the cable and try again."),
+        Err(CommandError::Timeout { .. }) => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "charger_timeout", "The charger did not answer in time.")
         }
-        Ok(Err(error)) => ApiError::conflict("charger_offline", format!("The charger could not be reached: {error}")),
-        Err(error) => ApiError::internal(error),
+        Err(error) => ApiError::conflict("charger_offline", format!("The charger could not be reached: {error}")),
     };
     fail_start(state, session_id, failure.code()).await;
     Err(failure)
