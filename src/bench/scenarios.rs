@@ -250,9 +250,17 @@ fn rate_figure(name: &str, achieved: f64, target: f64, errors: u64) -> Figure {
     )
 }
 
-fn rest_details(stats: &RestStats) -> Value {
+/// Each endpoint's latency so far.
+fn endpoint_latencies(stats: &RestStats) -> Value {
     let endpoints: serde_json::Map<String, Value> =
         Endpoint::ALL.iter().map(|&e| (e.as_str().to_owned(), json!(Latency::of(stats.latency_of(e))))).collect();
+    Value::Object(endpoints)
+}
+
+/// The drivers' requests over the whole scenario: the window, and after it every driver's last
+/// stop, all at once, as the fleet winds down (latencies included).
+fn rest_details(stats: &RestStats) -> Value {
+    let endpoints = endpoint_latencies(stats);
     json!({
         "requests": stats.sent.get(),
         "answered": stats.answered.get(),
@@ -764,6 +772,8 @@ impl Bench {
         let rss_kb = self.rss();
         let rest = Latency::of(&drivers.stats().latency);
         let rest_errors = drivers.stats().server_errors.get() + drivers.stats().failures.get();
+        // By endpoint within the window, before the drivers' last stops (which come all at once).
+        let in_window = endpoint_latencies(drivers.stats());
         let ocpp = Latency::of(&fleet.stats().latency);
         let connected = fleet.stats().connected.get();
         let (summary, rest_details) = self.wind_down(NAME, fleet, drivers).await?;
@@ -791,6 +801,7 @@ impl Bench {
         let average_charging = charging_samples.iter().sum::<u64>() as f64 / charging_samples.len().max(1) as f64;
         let details = json!({
             "rest": rest_details,
+            "rest_latency_ms_by_endpoint_in_window": in_window,
             "ocpp_latency_ms": ocpp,
             "charging_average": average_charging,
             "billing": billing,
