@@ -1,6 +1,7 @@
 //! Queues end to end: drivers wait for a busy one-connector charger, the first is held the
 //! connector when it frees (ReserveNow on the charger, nobody else can start), a hold that
-//! lapses passes to the next driver, starting consumes the hold, and queues survive a restart.
+//! lapses passes to the next driver, starting consumes the hold, and queues survive a restart;
+//! a driver who starts at the charger without a turn of their own leaves the line.
 
 mod common;
 
@@ -146,6 +147,58 @@ async fn leaving_a_held_turn_passes_it_on_at_once() {
     assert!(eventually(async || charger.received_calls().iter().any(|(a, _)| a == "CancelReservation")).await);
     assert!(eventually(async || my_queue(&app, &second).await[0]["status"] == "held").await);
     assert_eq!(my_queue(&app, &second).await[0]["position"], 1);
+}
+
+#[actix_rt::test]
+async fn a_driver_queued_for_one_connector_who_starts_on_another_leaves_the_line() {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.owner("s-owner").await;
+    exec(
+        &app,
+        &format!(
+            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'S', 'Yonder', 20)",
+            owner.id
+        ),
+    )
+    .await;
+    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-S', max(id) FROM stations").await;
+    let [bala, chitra] = [app.driver("s-bala").await, app.driver("s-chitra").await];
+    for driver in [&bala, &chitra] {
+        app.fund(driver, 1000).await;
+    }
+    let charger = connect(&app, "CP-S").await;
+    charger.status(1, "Charging", "NoError").await.unwrap();
+    charger.status(2, "Charging", "NoError").await.unwrap();
+
+    // Both wait for connector 1, Bala first.
+    let for_one = json!({ "connectorId": 1 });
+    for driver in [&bala, &chitra] {
+        let (status, body) = app.call("POST", "/api/chargers/CP-S/queue", Some(&driver.token), Some(&for_one)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(my_queue(&app, &chitra).await[0]["position"], 2);
+
+    // Connector 2 frees: it is nobody's turn (they queued for connector 1), so Bala takes it.
+    charger.status(2, "Available", "NoError").await.unwrap();
+    let start = json!({ "chargerId": "CP-S", "connectorId": 2 });
+    let (status, body) = app.call("POST", "/api/charging/start", Some(&bala.token), Some(&start)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(charger.expect_call("RemoteStartTransaction", WAIT).await.unwrap()["connectorId"], 2);
+
+    // Bala's place in line is used up, without a hold ever made for it, and Chitra is first.
+    assert_eq!(
+        scalar::<String>(&app, &format!("SELECT status FROM queue_entries WHERE user_id = {}", bala.id)).await,
+        "started"
+    );
+    assert_eq!(count(&app, &format!("SELECT count(*) FROM reservations WHERE user_id = {}", bala.id)).await, 0);
+    assert_eq!(my_queue(&app, &bala).await, json!([]));
+    assert!(eventually(async || my_queue(&app, &chitra).await[0]["position"] == 1).await);
+
+    // When connector 1 frees, the turn is Chitra's.
+    charger.status(1, "Available", "NoError").await.unwrap();
+    let reserve = charger.expect_call("ReserveNow", WAIT).await.expect("ReserveNow for the next in line");
+    assert_eq!(reserve["idTag"], chitra.id_tag.as_str());
+    assert_eq!(reserve["connectorId"], 1);
 }
 
 #[actix_rt::test]
