@@ -258,6 +258,11 @@ pub struct Config {
     pub secret_key: Secret,
     /// Support email shown on the help page (`KILOWATT_SUPPORT_EMAIL`).
     pub support_email: String,
+    /// Attempts per channel before a notification gives up on it (`KILOWATT_NOTIFY_ATTEMPTS`).
+    pub notify_attempts: u32,
+    /// The wait after a notification's first failed attempt on a channel; each further wait
+    /// doubles (`KILOWATT_NOTIFY_RETRY_SECONDS`).
+    pub notify_first_retry: Duration,
     /// Support WhatsApp number shown on the help page (`KILOWATT_SUPPORT_WHATSAPP`).
     pub support_whatsapp: String,
     /// Payment provider (`KILOWATT_PAYMENT_PROVIDER`: sandbox or phonepe).
@@ -580,6 +585,8 @@ impl Config {
             shutdown_timeout: s.seconds("KILOWATT_SHUTDOWN_TIMEOUT_SECONDS", 30, 0, 3600)?,
             secret_key: Secret::new(secret_key),
             support_email: s.string("KILOWATT_SUPPORT_EMAIL", "support@kilowatt.local"),
+            notify_attempts: s.bounded("KILOWATT_NOTIFY_ATTEMPTS", 5, 1, 20, "attempts")? as u32,
+            notify_first_retry: s.seconds("KILOWATT_NOTIFY_RETRY_SECONDS", 60, 1, 86_400)?,
             support_whatsapp: s.string("KILOWATT_SUPPORT_WHATSAPP", "+910000000000"),
             payment_provider,
             phonepe,

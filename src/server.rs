@@ -410,6 +410,7 @@ async fn prune_message_log(state: AppState) {
 fn notifier_settings(config: &Config) -> kilowatt_actors::notifier::NotifierSettings {
     use crate::config::{SmsProviderKind, SmtpTls};
     use kilowatt_actors::notifier::email::{EmailSettings, EmailTls};
+    use kilowatt_actors::notifier::plan::RetryPolicy;
     use kilowatt_actors::notifier::sms::SmsSettings;
     let smtp = &config.smtp;
     let email = smtp.host.clone().map(|host| EmailSettings {
@@ -435,6 +436,10 @@ fn notifier_settings(config: &Config) -> kilowatt_actors::notifier::NotifierSett
         email,
         sms,
         support_email: config.support_email.clone(),
-        retry: Default::default(),
+        retry: RetryPolicy {
+            first_delay: chrono::Duration::from_std(config.notify_first_retry)
+                .unwrap_or_else(|_| RetryPolicy::default().first_delay),
+            max_attempts: i32::try_from(config.notify_attempts).unwrap_or(RetryPolicy::default().max_attempts),
+        },
     }
 }

@@ -24,11 +24,17 @@ struct Harness {
 
 /// Kilowatt pointed at a fresh SMTP sink and SMS fake; `email` false leaves SMTP unset.
 async fn spawn(email: bool) -> Harness {
+    spawn_with(email, &[]).await
+}
+
+/// As [`spawn`], with more settings.
+async fn spawn_with(email: bool, more: &[(&'static str, &str)]) -> Harness {
     let (smtp, sms) = (SmtpSink::start().await, FakeSms::start().await);
     let mut settings = sms.settings();
     if email {
         settings.extend(smtp.settings());
     }
+    settings.extend(more.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Harness { app: spawn_app_with(&vars).await, smtp, sms }
 }
@@ -224,6 +230,28 @@ async fn when_sms_keeps_failing_email_is_the_fallback_after_the_last_retry() {
     notify(&app, message(&kabir, "booking_expired"));
     wait_for_attempts(&app, &kabir, &["sms:1:failed", "email:1:failed"]).await;
     assert!(eventually(async || status_of(&app, &kabir).await == "failed").await);
+}
+
+#[actix_rt::test]
+async fn an_operator_sets_how_often_and_how_soon_a_failed_channel_is_retried() {
+    let more = [("KILOWATT_NOTIFY_ATTEMPTS", "2"), ("KILOWATT_NOTIFY_RETRY_SECONDS", "30")];
+    let Harness { app, smtp, sms } = spawn_with(true, &more).await;
+    let (leela, _) = driver(&app, "leela", false, true).await;
+    sms.fail_with(Some(503));
+
+    notify(&app, message(&leela, "queue_turn"));
+    wait_for_attempts(&app, &leela, &["sms:1:failed:retry"]).await;
+    let wait: i64 = scalar(
+        &app,
+        "SELECT extract(epoch FROM next_attempt_at - attempted_at)::bigint FROM notification_deliveries WHERE attempt = 1",
+    )
+    .await;
+    assert_eq!(wait, 30, "the first retry waits KILOWATT_NOTIFY_RETRY_SECONDS");
+    app.clock.advance(ChronoDuration::seconds(30));
+    // The second attempt is the last: SMS gives up and email takes over.
+    wait_for_attempts(&app, &leela, &["sms:1:failed", "sms:2:failed", "email:1:sent"]).await;
+    assert_eq!(sms.requests(), 2);
+    assert_eq!(smtp.messages_to("leela@example.com").len(), 1);
 }
 
 #[actix_rt::test]
