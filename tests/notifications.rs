@@ -70,6 +70,18 @@ async fn status_of(app: &TestApp, user: &User) -> String {
     scalar(app, &format!("SELECT status FROM notifications WHERE user_id = {} ORDER BY id DESC LIMIT 1", user.id)).await
 }
 
+/// How long after attempt `number` failed the next one was scheduled, in seconds.
+async fn retry_wait_seconds(app: &TestApp, number: i32) -> i64 {
+    scalar(
+        app,
+        &format!(
+            "SELECT extract(epoch FROM next_attempt_at - attempted_at)::bigint FROM notification_deliveries \
+             WHERE attempt = {number}"
+        ),
+    )
+    .await
+}
+
 /// `channel:attempt:outcome[:retry]` for each recorded attempt of the driver's latest
 /// notification (`:retry` when another attempt is scheduled; `sending` while it is made).
 async fn attempts(app: &TestApp, user: &User) -> Vec<String> {
@@ -156,11 +168,7 @@ async fn a_refused_email_is_retried_with_backoff_and_no_sms_goes_to_a_driver_who
 
     notify(&app, message(&ravi, "queue_turn"));
     wait_for_attempts(&app, &ravi, &["email:1:failed:retry"]).await;
-    let delay: i64 = scalar(
-        &app,
-        "SELECT extract(epoch FROM next_attempt_at - attempted_at)::bigint FROM notification_deliveries WHERE attempt = 1",
-    )
-    .await;
+    let delay = retry_wait_seconds(&app, 1).await;
     assert_eq!(delay, 60, "the first retry is a minute later");
 
     // Not before it is due.
@@ -170,11 +178,7 @@ async fn a_refused_email_is_retried_with_backoff_and_no_sms_goes_to_a_driver_who
 
     app.clock.advance(ChronoDuration::seconds(10));
     wait_for_attempts(&app, &ravi, &["email:1:failed", "email:2:failed:retry"]).await;
-    let delay: i64 = scalar(
-        &app,
-        "SELECT extract(epoch FROM next_attempt_at - attempted_at)::bigint FROM notification_deliveries WHERE attempt = 2",
-    )
-    .await;
+    let delay = retry_wait_seconds(&app, 2).await;
     assert_eq!(delay, 120, "the wait doubles");
 
     smtp.refuse(Refuse::Nothing);
@@ -241,11 +245,7 @@ async fn an_operator_sets_how_often_and_how_soon_a_failed_channel_is_retried() {
 
     notify(&app, message(&leela, "queue_turn"));
     wait_for_attempts(&app, &leela, &["sms:1:failed:retry"]).await;
-    let wait: i64 = scalar(
-        &app,
-        "SELECT extract(epoch FROM next_attempt_at - attempted_at)::bigint FROM notification_deliveries WHERE attempt = 1",
-    )
-    .await;
+    let wait = retry_wait_seconds(&app, 1).await;
     assert_eq!(wait, 30, "the first retry waits KILOWATT_NOTIFY_RETRY_SECONDS");
     app.clock.advance(ChronoDuration::seconds(30));
     // The second attempt is the last: SMS gives up and email takes over.

@@ -22,6 +22,18 @@ async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
     charger
 }
 
+/// An owner's station at ₹20/kWh with one charger, `cp`, registered to it (not yet connected).
+async fn station_with_charger(app: &TestApp, owner: &str, cp: &str) {
+    let owner = app.owner(owner).await;
+    let station = format!(
+        "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Station {cp}', 'Here', 20)",
+        owner.id
+    );
+    exec(app, &station).await;
+    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
+        .await;
+}
+
 async fn my_queue(app: &TestApp, driver: &User) -> Value {
     app.call("GET", "/api/queue", Some(&driver.token), None).await.1["data"].clone()
 }
@@ -29,16 +41,7 @@ async fn my_queue(app: &TestApp, driver: &User) -> Value {
 #[actix_rt::test]
 async fn a_queue_advances_by_itself_with_holds_and_lapses_and_survives_a_restart() {
     let mut app = spawn_app_with(&[("KILOWATT_QUEUE_HOLD_MINUTES", "5")]).await;
-    let owner = app.owner("q-owner").await;
-    exec(
-        &app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Q', 'Here', 20)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-Q', max(id) FROM stations").await;
+    station_with_charger(&app, "q-owner", "CP-Q").await;
     let [asha, bala, chitra] = [app.driver("asha").await, app.driver("bala").await, app.driver("chitra").await];
     for driver in [&asha, &bala, &chitra] {
         app.fund(driver, 1000).await;
@@ -119,16 +122,7 @@ async fn a_queue_advances_by_itself_with_holds_and_lapses_and_survives_a_restart
 #[actix_rt::test]
 async fn leaving_a_held_turn_passes_it_on_at_once() {
     let app = spawn_app_with(&[]).await;
-    let owner = app.owner("l-owner").await;
-    exec(
-        &app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'L', 'There', 20)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-L', max(id) FROM stations").await;
+    station_with_charger(&app, "l-owner", "CP-L").await;
     let [first, second] = [app.driver("first").await, app.driver("second").await];
     let charger = connect(&app, "CP-L").await;
     charger.status(1, "Charging", "NoError").await.unwrap();
@@ -152,16 +146,7 @@ async fn leaving_a_held_turn_passes_it_on_at_once() {
 #[actix_rt::test]
 async fn a_driver_queued_for_one_connector_who_starts_on_another_leaves_the_line() {
     let app = spawn_app_with(&[]).await;
-    let owner = app.owner("s-owner").await;
-    exec(
-        &app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'S', 'Yonder', 20)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-S', max(id) FROM stations").await;
+    station_with_charger(&app, "s-owner", "CP-S").await;
     let [bala, chitra] = [app.driver("s-bala").await, app.driver("s-chitra").await];
     for driver in [&bala, &chitra] {
         app.fund(driver, 1000).await;
@@ -204,16 +189,7 @@ async fn a_driver_queued_for_one_connector_who_starts_on_another_leaves_the_line
 #[actix_rt::test]
 async fn a_queue_turn_never_takes_a_connector_a_booked_slot_is_about_to_need() {
     let app = spawn_app_with(&[]).await;
-    let owner = app.owner("b-owner").await;
-    exec(
-        &app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'B', 'Near', 20)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-B', max(id) FROM stations").await;
+    station_with_charger(&app, "b-owner", "CP-B").await;
     let [booker, waiter] = [app.driver("booker").await, app.driver("waiter").await];
     app.fund(&booker, 1000).await;
     let charger = connect(&app, "CP-B").await;
