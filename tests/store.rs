@@ -12,6 +12,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use kilowatt_actors::store::database;
+use kilowatt_actors::store::prepared::KeepPrepared;
 
 #[derive(QueryableByName, Debug)]
 struct Column {
@@ -210,4 +211,38 @@ async fn the_ledger_is_append_only_and_charges_a_reference_once() {
     let wrong_sign = "INSERT INTO wallet_entries (user_id, amount, kind, description, reference_kind, reference_id, balance_after) \
                       VALUES (2, 100, 'charging', 'Charging session payment', 'session', 1, 600)";
     assert!(exec(&mut conn, wrong_sign).await.is_err(), "a charging debit must be negative");
+}
+
+#[derive(QueryableByName)]
+struct Doubled {
+    #[diesel(sql_type = BigInt)]
+    doubled: i64,
+}
+
+/// Statements on this connection whose text is `sql`, as PostgreSQL lists them.
+async fn kept_statements(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    let rows: Vec<Count> = sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1")
+        .bind::<Text, _>(sql)
+        .load(conn)
+        .await
+        .expect("list prepared statements");
+    rows[0].n
+}
+
+#[actix_web::test]
+async fn constant_raw_sql_is_prepared_once_per_connection_and_answers_each_run_with_its_own_binds() {
+    const SQL: &str = "SELECT $1::bigint * 2 AS doubled";
+    let db = TestDatabase::create_empty().await;
+    let mut conn = db.connect().await;
+    for n in [1_i64, 21, -4] {
+        let row: Doubled =
+            sql_query(SQL).bind::<BigInt, _>(n).prepared().get_result(&mut conn).await.expect("prepared query");
+        assert_eq!(row.doubled, n * 2);
+        assert_eq!(kept_statements(&mut conn, SQL).await, 1, "one statement serves every run");
+    }
+    // Without `.prepared()` diesel keeps nothing: each run is prepared again.
+    const UNKEPT: &str = "SELECT $1::bigint * 3 AS doubled";
+    let row: Doubled = sql_query(UNKEPT).bind::<BigInt, _>(5).get_result(&mut conn).await.expect("raw query");
+    assert_eq!(row.doubled, 15);
+    assert_eq!(kept_statements(&mut conn, UNKEPT).await, 0);
 }

@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Nullable, Numeric, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
+use super::prepared::KeepPrepared;
 use super::reservations::{HOLDING, Reservation};
 use super::schema::{bookings, chargers, charging_sessions, connectors, reservations, stations, users, wallets};
 use super::{StoreError, wallets as ledger};
@@ -336,7 +337,7 @@ pub async fn due_ids(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> Result
                 WHERE s.status IN ('pending', 'active') AND {SESSION_OF_BOOKING})) \
          ORDER BY b.id"
     );
-    let rows: Vec<IdRow> = diesel::sql_query(sql).bind::<Timestamptz, _>(now).load(conn).await?;
+    let rows: Vec<IdRow> = diesel::sql_query(sql).bind::<Timestamptz, _>(now).prepared().load(conn).await?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
@@ -720,6 +721,7 @@ pub async fn monitoring_counts(
         .bind::<Nullable<BigInt>, _>(scope.station_id)
         .bind::<Timestamptz, _>(scope.from)
         .bind::<Timestamptz, _>(scope.to)
+        .prepared()
         .get_result(conn)
         .await?)
 }

@@ -9,6 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use super::StoreError;
+use super::prepared::KeepPrepared;
 use super::schema::{chargers, charging_sessions, connectors, users};
 use super::sessions;
 use super::wallets::{self, Entry};
@@ -174,6 +175,7 @@ pub async fn create_pending(
     .bind::<Nullable<Int2>, _>(start.battery_level_start)
     .bind::<Nullable<BigInt>, _>(start.booking_id)
     .bind::<Timestamptz, _>(now)
+    .prepared()
     .get_result(conn)
     .await
     .map_err(|error| match &error {

@@ -8,6 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::StoreError;
+use super::prepared::KeepPrepared;
 use super::schema::{chargers, queue_entries, users};
 
 /// A waiting or held queue entry.
@@ -160,6 +161,7 @@ pub async fn average_session_minutes(conn: &mut AsyncPgConnection, charger_id: i
          WHERE charger_id = $1 AND duration_seconds > 0 ORDER BY id DESC LIMIT 50) recent",
     )
     .bind::<BigInt, _>(charger_id)
+    .prepared()
     .get_result(conn)
     .await?;
     Ok(average.minutes)

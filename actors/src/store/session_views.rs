@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use super::StoreError;
+use super::prepared::KeepPrepared;
 use super::schema::{chargers, charging_sessions, connectors, stations, users};
 
 /// A session with where it ran and who charged.
@@ -262,6 +263,7 @@ pub async fn start_check(
     .bind::<BigInt, _>(driver)
     .bind::<Timestamptz, _>(now)
     .bind::<Array<Text>, _>(super::reservations::HOLDING.as_slice())
+    .prepared()
     .get_result(conn)
     .await
     .optional()?)
@@ -300,6 +302,7 @@ pub async fn totals(
     )
     .bind::<BigInt, _>(user_id)
     .bind::<Nullable<Timestamptz>, _>(since)
+    .prepared()
     .get_result(conn)
     .await?)
 }
@@ -338,6 +341,7 @@ pub async fn monthly_usage(
     )
     .bind::<BigInt, _>(user_id)
     .bind::<Timestamptz, _>(since)
+    .prepared()
     .load(conn)
     .await?)
 }
@@ -437,6 +441,7 @@ pub async fn totals_filtered(
     .bind::<Nullable<Text>, _>(filter.status.clone())
     .bind::<Nullable<Timestamptz>, _>(filter.since)
     .bind::<Nullable<Timestamptz>, _>(filter.until)
+    .prepared()
     .get_result(conn)
     .await?)
 }

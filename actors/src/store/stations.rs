@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 
 use super::StoreError;
+use super::prepared::KeepPrepared;
 use super::schema::stations;
 
 /// Mean Earth radius in km (IUGG), for great-circle distances.
@@ -169,6 +170,7 @@ pub async fn counts(
          GROUP BY c.station_id",
     )
     .bind::<Array<BigInt>, _>(station_ids)
+    .prepared()
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|row| (row.station_id, row)).collect())

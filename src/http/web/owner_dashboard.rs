@@ -13,6 +13,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Numeric, Timestamptz};
 use diesel_async::RunQueryDsl;
 use kilowatt_actors::accounts::Role;
+use kilowatt_actors::store::prepared::KeepPrepared;
 use kilowatt_actors::store::{AsyncPgConnection, StoreError, pool, session_views};
 use rust_decimal::Decimal;
 
@@ -143,6 +144,7 @@ async fn settled_between(
     .bind::<Nullable<BigInt>, _>(owner_id)
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
+    .prepared()
     .get_result(conn)
     .await?)
 }
