@@ -304,6 +304,13 @@ pub async fn run(args: BenchArgs) -> Result<Report, String> {
         ));
     }
     let machine = Machine::describe();
+    if machine.cpuidle_driver.as_deref() == Some("haltpoll") && machine.guest_halt_poll_ns == Some(0) {
+        note(
+            "setup",
+            "idle vCPUs halt without polling (guest_halt_poll_ns 0): every wake-up goes through the hypervisor, \
+             which adds about 0.1 ms to each round trip on loopback; see BENCHMARKS.md, \"Idle vCPUs\"",
+        );
+    }
     let ticks = probe::clock_ticks_per_second();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     note("setup", format!("creating a database on {}", crate::config::redact_url(&args.admin_url())));

@@ -239,13 +239,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Kilowatt {} benchmark{} — {} chargers on {} × {} ({} MiB), started {}",
+            "Kilowatt {} benchmark{} — {} chargers on {} × {} ({} MiB{}), started {}",
             self.version,
             if self.quick { " (QUICK SMOKE RUN)" } else { "" },
             self.settings.chargers,
             self.machine.cpus,
             self.machine.cpu_model,
             self.machine.memory_mb,
+            self.machine.idle_polling().map(|idle| format!("; {idle}")).unwrap_or_default(),
             self.started_at
         );
         let _ = writeln!(
