@@ -11,7 +11,6 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::StoreError;
-use super::prepared::KeepPrepared;
 use super::schema::{chargers, connector_status_history, connectors, stations};
 
 /// What the OCPP handshake needs to know about a charger.
@@ -153,7 +152,6 @@ pub async fn record_boots(conn: &mut AsyncPgConnection, boots: &[BootWrite]) -> 
     .bind::<Array<Nullable<Text>>, _>(text(|r| &r.meter_type))
     .bind::<Array<Nullable<Text>>, _>(text(|r| &r.meter_serial))
     .bind::<Array<Timestamptz>, _>(rows.iter().map(|(_, _, at)| *at).collect::<Vec<DateTime<Utc>>>())
-    .prepared()
     .load(conn)
     .await?;
     let status: HashMap<i64, String> = updated.into_iter().map(|row| (row.id, row.registration_status)).collect();
@@ -214,7 +212,6 @@ pub async fn mark_connected(conn: &mut AsyncPgConnection, opened: &[Presence]) -
     .bind::<Array<BigInt>, _>(ids)
     .bind::<Array<Timestamptz>, _>(connected_at)
     .bind::<Array<Timestamptz>, _>(seen_at)
-    .prepared()
     .execute(conn)
     .await?;
     Ok(())
@@ -236,7 +233,6 @@ pub async fn mark_disconnected(conn: &mut AsyncPgConnection, closed: &[Presence]
     .bind::<Array<BigInt>, _>(ids)
     .bind::<Array<Timestamptz>, _>(connected_at)
     .bind::<Array<Timestamptz>, _>(seen_at)
-    .prepared()
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|row| row.id).collect())
@@ -274,7 +270,6 @@ pub async fn touch_last_seen(
     .bind::<Array<BigInt>, _>(ids)
     .bind::<Array<Timestamptz>, _>(times)
     .bind::<Array<Timestamptz>, _>(stale_before)
-    .prepared()
     .execute(conn)
     .await?)
 }
@@ -421,7 +416,6 @@ pub async fn record_statuses(conn: &mut AsyncPgConnection, writes: &[StatusWrite
         .bind::<Array<Timestamptz>, _>(
             current.iter().map(|(_, r, received)| r.reported_at.unwrap_or(*received)).collect::<Vec<_>>(),
         )
-        .prepared()
         .load(conn)
         .await?;
         let ids: HashMap<(i64, i32), i64> =
@@ -448,7 +442,6 @@ pub async fn record_statuses(conn: &mut AsyncPgConnection, writes: &[StatusWrite
         .bind::<Array<Nullable<Text>>, _>(text(&all, |r| r.vendor_error_code.clone()))
         .bind::<Array<Nullable<Timestamptz>>, _>(all.iter().map(|(_, r, _)| r.reported_at).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(all.iter().map(|(_, _, received)| *received).collect::<Vec<_>>())
-        .prepared()
         .execute(conn)
         .await?;
         Ok(connector_ids)

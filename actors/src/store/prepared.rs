@@ -5,10 +5,18 @@
 //! fresh parse and plan each time; for the start's check, about 0.6 ms of planning on a warm
 //! connection and 2.5 ms on a new one. A statement whose text never changes is safe to keep:
 //! wrapped in [`Prepared`] it is prepared at its first run on a connection and then executed in
-//! one round trip, and PostgreSQL can reuse its plan.
+//! one round trip without a parse, and PostgreSQL may reuse its plan.
 //!
 //! Only for SQL that is a constant: the connection keeps one statement per distinct text, so
 //! text built at run time (a varying `IN` list, a formatted identifier) must stay uncached.
+//!
+//! And only for lookups by single values, not for batches over arrays (`unnest($1)`,
+//! `= ANY($1)`): after five runs PostgreSQL may switch a kept statement to a generic plan,
+//! which is made without the arrays' sizes and kept until its tables are analyzed again. The
+//! meter batch's generic plans, made while `charging_sessions` was new, scanned the whole table
+//! at every batch once it had grown: a benchmark run fell from 22,000 to 12,000 meter values a
+//! second, with CALLs timing out. A batch's planning is shared by hundreds of rows, so batches
+//! keep being planned for each run.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;

@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::chargers;
-use super::prepared::KeepPrepared;
 use super::schema::{
     chargers as chargers_t, charging_sessions, connectors, revenue_entries, rfid_cards, stations, users,
 };
@@ -408,7 +407,6 @@ pub async fn record_meter_batch(
                  FROM charging_sessions s WHERE s.transaction_id = ANY($1)",
             )
             .bind::<Array<Integer>, _>(&transactions)
-            .prepared()
             .load(conn)
             .await?
         };
@@ -443,7 +441,6 @@ pub async fn record_meter_batch(
             .bind::<Array<Timestamptz>, _>(stored.iter().map(|input| input.sampled_at).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(stored.iter().map(|input| input.samples.as_str()).collect::<Vec<_>>())
             .bind::<Timestamptz, _>(now)
-            .prepared()
             .execute(conn)
             .await?;
         }
@@ -523,7 +520,6 @@ pub async fn record_meter_batch(
         .bind::<Array<Nullable<BigInt>>, _>(power)
         .bind::<Array<Nullable<SmallInt>>, _>(soc)
         .bind::<Timestamptz, _>(now)
-        .prepared()
         .load(conn)
         .await?;
         let updated: HashMap<i64, MeterUpdated> = updated.into_iter().map(|row| (row.id, row)).collect();

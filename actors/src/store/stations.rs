@@ -12,7 +12,6 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 
 use super::StoreError;
-use super::prepared::KeepPrepared;
 use super::schema::stations;
 
 /// Mean Earth radius in km (IUGG), for great-circle distances.
@@ -170,7 +169,6 @@ pub async fn counts(
          GROUP BY c.station_id",
     )
     .bind::<Array<BigInt>, _>(station_ids)
-    .prepared()
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|row| (row.station_id, row)).collect())
