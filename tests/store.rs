@@ -214,9 +214,9 @@ async fn the_ledger_is_append_only_and_charges_a_reference_once() {
 }
 
 #[derive(QueryableByName)]
-struct Doubled {
+struct Product {
     #[diesel(sql_type = BigInt)]
-    doubled: i64,
+    product: i64,
 }
 
 /// Statements on this connection whose text is `sql`, as PostgreSQL lists them.
@@ -231,18 +231,18 @@ async fn kept_statements(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
 
 #[actix_web::test]
 async fn constant_raw_sql_is_prepared_once_per_connection_and_answers_each_run_with_its_own_binds() {
-    const SQL: &str = "SELECT $1::bigint * 2 AS doubled";
+    const SQL: &str = "SELECT $1::bigint * 2 AS product";
     let db = TestDatabase::create_empty().await;
     let mut conn = db.connect().await;
     for n in [1_i64, 21, -4] {
-        let row: Doubled =
+        let row: Product =
             sql_query(SQL).bind::<BigInt, _>(n).prepared().get_result(&mut conn).await.expect("prepared query");
-        assert_eq!(row.doubled, n * 2);
+        assert_eq!(row.product, n * 2);
         assert_eq!(kept_statements(&mut conn, SQL).await, 1, "one statement serves every run");
     }
     // Without `.prepared()` diesel keeps nothing: each run is prepared again.
-    const UNKEPT: &str = "SELECT $1::bigint * 3 AS doubled";
-    let row: Doubled = sql_query(UNKEPT).bind::<BigInt, _>(5).get_result(&mut conn).await.expect("raw query");
-    assert_eq!(row.doubled, 15);
+    const UNKEPT: &str = "SELECT $1::bigint * 3 AS product";
+    let row: Product = sql_query(UNKEPT).bind::<BigInt, _>(5).get_result(&mut conn).await.expect("raw query");
+    assert_eq!(row.product, 15);
     assert_eq!(kept_statements(&mut conn, UNKEPT).await, 0);
 }

@@ -10,9 +10,11 @@
 //! Only for SQL that is a constant: the connection keeps one statement per distinct text, so
 //! text built at run time (a varying `IN` list, a formatted identifier) must stay uncached.
 //!
-//! And only for lookups by single values, not for batches over arrays (`unnest($1)`,
-//! `= ANY($1)`): after five runs PostgreSQL may switch a kept statement to a generic plan,
-//! which is made without the arrays' sizes and kept until its tables are analyzed again. The
+//! And only for lookups, not for batches: statements whose array parameters (`unnest($1)`,
+//! `= ANY($1)`) hold one element per row of a batch, so their size varies from run to run (a
+//! fixed list of statuses is fine). After five runs PostgreSQL may switch a kept statement to
+//! a generic plan, which is made without the arrays' sizes and kept until its tables are
+//! analyzed again. The
 //! meter batch's generic plans, made while `charging_sessions` was new, scanned the whole table
 //! at every batch once it had grown: a benchmark run fell from 22,000 to 12,000 meter values a
 //! second, with CALLs timing out. A batch's planning is shared by hundreds of rows, so batches
