@@ -8,11 +8,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::TestDatabase;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{Array, BigInt, Text};
 use diesel::{QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kilowatt_actors::store::database;
-use kilowatt_actors::store::prepared::KeepPrepared;
+use kilowatt_actors::store::prepared::{KeepPrepared, plan_each_run};
 
 #[derive(QueryableByName, Debug)]
 struct Column {
@@ -245,4 +245,59 @@ async fn constant_raw_sql_is_prepared_once_per_connection_and_answers_each_run_w
     let row: Product = sql_query(UNKEPT).bind::<BigInt, _>(5).get_result(&mut conn).await.expect("raw query");
     assert_eq!(row.product, 15);
     assert_eq!(kept_statements(&mut conn, UNKEPT).await, 0);
+}
+
+#[derive(QueryableByName)]
+struct Plans {
+    #[diesel(sql_type = BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = BigInt)]
+    custom_plans: i64,
+}
+
+/// How PostgreSQL has planned the runs of the statement kept with text `sql`.
+async fn plans_of(conn: &mut AsyncPgConnection, sql: &str) -> Plans {
+    sql_query("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1")
+        .bind::<Text, _>(sql)
+        .get_result(conn)
+        .await
+        .expect("the statement's plan counts")
+}
+
+const BATCH: &str = "SELECT count(*) AS n FROM unnest($1::bigint[]) AS v(id)";
+
+/// Runs [`BATCH`] kept, over `size` elements, in a transaction (planned for this run if asked).
+async fn count_in_batch(conn: &mut AsyncPgConnection, size: i64, each_run: bool) -> diesel::QueryResult<i64> {
+    let ids: Vec<i64> = (0..size).collect();
+    conn.transaction::<i64, diesel::result::Error, _>(async move |conn| {
+        if each_run {
+            plan_each_run(conn).await?;
+        }
+        let count: Count = sql_query(BATCH).bind::<Array<BigInt>, _>(ids).prepared().get_result(conn).await?;
+        Ok(count.n)
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn a_kept_batch_statement_is_planned_for_each_run_in_a_transaction_that_asks_for_it() {
+    let db = TestDatabase::create_empty().await;
+    let mut conn = db.connect().await;
+    for size in 1..=8 {
+        assert_eq!(count_in_batch(&mut conn, size, true).await.expect("a planned batch"), size);
+    }
+    let plans = plans_of(&mut conn, BATCH).await;
+    assert_eq!((plans.generic_plans, plans.custom_plans), (0, 8), "each run planned for its own arrays");
+    // Without it, PostgreSQL may settle on one plan for every later run (after five custom ones).
+    for size in 1..=8 {
+        assert_eq!(count_in_batch(&mut conn, size, false).await.expect("a batch"), size);
+    }
+    let plans = plans_of(&mut conn, BATCH).await;
+    assert!(plans.generic_plans > 0, "a generic plan was expected without it ({} custom)", plans.custom_plans);
+    // And the setting ends with the transaction: a lookup outside it keeps its plan.
+    let setting: Vec<Count> = sql_query("SELECT (current_setting('plan_cache_mode') = 'auto')::int::bigint AS n")
+        .load(&mut conn)
+        .await
+        .expect("plan_cache_mode");
+    assert_eq!(setting[0].n, 1);
 }

@@ -11,6 +11,7 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::StoreError;
+use super::prepared::{KeepPrepared, plan_each_run};
 use super::schema::{chargers, connector_status_history, connectors, stations};
 
 /// What the OCPP handshake needs to know about a charger.
@@ -396,6 +397,7 @@ pub async fn record_statuses(conn: &mut AsyncPgConnection, writes: &[StatusWrite
     };
     let all: Vec<&StatusWrite> = writes.iter().collect();
     conn.transaction::<_, StoreError, _>(async move |conn| {
+        plan_each_run(conn).await?;
         let connectors: Vec<ConnectorRow> = diesel::sql_query(
             "INSERT INTO connectors AS c (charger_id, connector_number, status, error_code, info, vendor_id, \
                vendor_error_code, status_at) \
@@ -416,6 +418,7 @@ pub async fn record_statuses(conn: &mut AsyncPgConnection, writes: &[StatusWrite
         .bind::<Array<Timestamptz>, _>(
             current.iter().map(|(_, r, received)| r.reported_at.unwrap_or(*received)).collect::<Vec<_>>(),
         )
+        .prepared()
         .load(conn)
         .await?;
         let ids: HashMap<(i64, i32), i64> =
@@ -442,6 +445,7 @@ pub async fn record_statuses(conn: &mut AsyncPgConnection, writes: &[StatusWrite
         .bind::<Array<Nullable<Text>>, _>(text(&all, |r| r.vendor_error_code.clone()))
         .bind::<Array<Nullable<Timestamptz>>, _>(all.iter().map(|(_, r, _)| r.reported_at).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(all.iter().map(|(_, _, received)| *received).collect::<Vec<_>>())
+        .prepared()
         .execute(conn)
         .await?;
         Ok(connector_ids)

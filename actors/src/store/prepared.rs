@@ -10,19 +10,21 @@
 //! Only for SQL that is a constant: the connection keeps one statement per distinct text, so
 //! text built at run time (a varying `IN` list, a formatted identifier) must stay uncached.
 //!
-//! And only for lookups, not for batches: statements whose array parameters (`unnest($1)`,
-//! `= ANY($1)`) hold one element per row of a batch, so their size varies from run to run (a
-//! fixed list of statuses is fine). After five runs PostgreSQL may switch a kept statement to
-//! a generic plan, which is made without the arrays' sizes and kept until its tables are
-//! analyzed again. The
-//! meter batch's generic plans, made while `charging_sessions` was new, scanned the whole table
-//! at every batch once it had grown: a benchmark run fell from 22,000 to 12,000 meter values a
-//! second, with CALLs timing out. A batch's planning is shared by hundreds of rows, so batches
-//! keep being planned for each run.
+//! A batch's statements need one more step. Their array parameters (`unnest($1)`, `= ANY($1)`)
+//! hold one element per row of the batch, so their sizes vary from run to run (a fixed list of
+//! statuses is not a batch). After five runs PostgreSQL may switch a kept statement to a
+//! generic plan, made without the arrays' sizes and kept until its tables are analyzed again.
+//! The meter batch's generic plans, made while `charging_sessions` was new, scanned the whole
+//! table at every batch once it had grown: a benchmark run fell from 22,000 to 12,000 meter
+//! values a second, with CALLs timing out. So a kept batch statement runs in a transaction that
+//! first calls [`plan_each_run`]: it keeps its parse and its single round trip, and is still
+//! planned for the batch and the tables as they are. A batch statement outside a transaction is
+//! not kept (a transaction would cost more round trips than the prepare saves).
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
 /// A raw SQL statement with a constant text, kept prepared on each connection.
 #[derive(Debug, Clone)]
@@ -57,4 +59,10 @@ impl<Q> QueryId for Prepared<Q> {
 
 impl<Q: Query> Query for Prepared<Q> {
     type SqlType = Q::SqlType;
+}
+
+/// Makes the rest of the current transaction plan every statement for its own parameters: for
+/// kept batch statements (see the module's documentation). One round trip, no result.
+pub async fn plan_each_run(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    conn.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan").await
 }

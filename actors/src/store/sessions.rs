@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::chargers;
+use super::prepared::{KeepPrepared, plan_each_run};
 use super::schema::{
     chargers as chargers_t, charging_sessions, connectors, revenue_entries, rfid_cards, stations, users,
 };
@@ -391,6 +392,7 @@ pub async fn record_meter_batch(
         return Ok(Vec::new());
     }
     conn.transaction::<_, StoreError, _>(async move |conn| {
+        plan_each_run(conn).await?;
         let mut transactions: Vec<i32> = inputs.iter().filter_map(|input| input.transaction_id).collect();
         transactions.sort_unstable();
         transactions.dedup();
@@ -407,6 +409,7 @@ pub async fn record_meter_batch(
                  FROM charging_sessions s WHERE s.transaction_id = ANY($1)",
             )
             .bind::<Array<Integer>, _>(&transactions)
+            .prepared()
             .load(conn)
             .await?
         };
@@ -441,6 +444,7 @@ pub async fn record_meter_batch(
             .bind::<Array<Timestamptz>, _>(stored.iter().map(|input| input.sampled_at).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(stored.iter().map(|input| input.samples.as_str()).collect::<Vec<_>>())
             .bind::<Timestamptz, _>(now)
+            .prepared()
             .execute(conn)
             .await?;
         }
@@ -520,6 +524,7 @@ pub async fn record_meter_batch(
         .bind::<Array<Nullable<BigInt>>, _>(power)
         .bind::<Array<Nullable<SmallInt>>, _>(soc)
         .bind::<Timestamptz, _>(now)
+        .prepared()
         .load(conn)
         .await?;
         let updated: HashMap<i64, MeterUpdated> = updated.into_iter().map(|row| (row.id, row)).collect();
@@ -757,7 +762,9 @@ pub async fn stop_transaction(
         .first(conn)
         .await
         .optional()?;
-    let Some(session_id) = session else { return Ok(StopOutcome::Unknown) };
+    let Some(session_id) = session else {
+        return Ok(StopOutcome::Unknown);
+    };
     let how = Settle {
         ended_at: input.timestamp,
         meter_stop: Some(input.meter_stop),
