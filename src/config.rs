@@ -216,6 +216,10 @@ pub struct OcppConfig {
     /// How often chargers' last-seen times are written, in one statement
     /// (`KILOWATT_LAST_SEEN_FLUSH_SECONDS`).
     pub last_seen_flush: Duration,
+    /// A session's running totals (energy, cost, power) are written with the first meter reading
+    /// that moves them and then at most this often; every reading is stored, and settlement
+    /// bills from the latest one (`KILOWATT_SESSION_TOTALS_SECONDS`, 0: at every reading).
+    pub session_totals_every: Duration,
     /// CALLs one charger may send per second, sustained (`KILOWATT_OCPP_RATE_LIMIT_PER_SECOND`).
     pub rate_limit_per_second: u32,
     /// CALLs one charger may send at once above that (`KILOWATT_OCPP_RATE_LIMIT_BURST`).
@@ -632,6 +636,7 @@ impl Config {
                     &s.string("KILOWATT_OCPP_UNLOGGED_ACTIONS", "Heartbeat,MeterValues"),
                 )?,
                 last_seen_flush: s.seconds("KILOWATT_LAST_SEEN_FLUSH_SECONDS", 5, 1, 300)?,
+                session_totals_every: s.seconds("KILOWATT_SESSION_TOTALS_SECONDS", 5, 0, 300)?,
                 rate_limit_per_second: s.bounded("KILOWATT_OCPP_RATE_LIMIT_PER_SECOND", 20, 1, 100_000, "messages")?
                     as u32,
                 rate_limit_burst: s.bounded("KILOWATT_OCPP_RATE_LIMIT_BURST", 100, 1, 1_000_000, "messages")? as u32,

@@ -87,12 +87,19 @@ impl Drop for WriterThread {
 async fn start_writers(
     writer_pool: kilowatt_actors::store::DbPool,
     last_seen_flush: std::time::Duration,
+    session_totals_every: std::time::Duration,
 ) -> Result<(WriterThread, ChargerWriters, LastSeen), StartError> {
     let thread = WriterThread(actix_rt::Arbiter::new());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let spawned = thread.0.spawn_fn(move || {
         let last_seen = LastSeen::start(writer_pool.clone(), last_seen_flush);
-        let _ = sender.send((ChargerWriters::start(writer_pool), last_seen));
+        let _ = sender.send((
+            ChargerWriters::start(
+                writer_pool,
+                chrono::Duration::from_std(session_totals_every).unwrap_or(chrono::Duration::MAX),
+            ),
+            last_seen,
+        ));
     });
     let started = if spawned { receiver.await.ok() } else { None };
     let (writers, last_seen) = started.ok_or(StartError::WriterThread)?;
@@ -163,7 +170,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         config.database_url.expose(),
         PoolSettings { max_size: kilowatt_actors::charger::WRITER_CONNECTIONS, timeout: config.db_timeout },
     )?;
-    let (writer_thread, writes, last_seen) = start_writers(writer_pool, config.ocpp.last_seen_flush).await?;
+    let (writer_thread, writes, last_seen) =
+        start_writers(writer_pool, config.ocpp.last_seen_flush, config.ocpp.session_totals_every).await?;
     let charger_env = Arc::new(ChargerEnv {
         pool: pool.clone(),
         clock: clock.clone(),

@@ -257,9 +257,11 @@ async fn a_charger_offline_too_long_ends_its_session_and_kilowatt_restarts_lose_
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-GONE", "connectorId": 1 })).await;
     charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
 
-    // Kilowatt restarts mid-session: the session survives and keeps counting.
+    // Kilowatt restarts mid-session: the session survives and keeps counting (the next reading
+    // comes a sampling interval later, when the session's running totals are written again).
     app.restart().await;
     let charger = connect(&app, "CP-GONE").await;
+    app.clock.advance(ChronoDuration::seconds(15));
     charger.meter_values(1, Some(tx), 4_000, Some(7_000), None).await.unwrap();
     assert_eq!(session_field(&app, session_id, "energy_wh").await, "3000");
     assert_eq!(session_field(&app, session_id, "status").await, "active");
@@ -271,6 +273,50 @@ async fn a_charger_offline_too_long_ends_its_session_and_kilowatt_restarts_lose_
     assert!(session_field(&app, session_id, "stop_reason").await.contains("offline"));
     // 3 kWh × 18.50.
     assert_eq!(balance(&app, &driver).await, Decimal::new(94450, 2));
+    assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+#[actix_rt::test]
+async fn rapid_readings_are_all_stored_and_a_session_ending_without_a_final_one_is_billed_from_the_latest() {
+    let app = spawn_app_with(&[("KILOWATT_OFFLINE_SESSION_TIMEOUT_MINUTES", "10")]).await;
+    let (_, driver) = seed(&app, "CP-RAPID", 1000).await;
+    let charger = connect(&app, "CP-RAPID").await;
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-RAPID", "connectorId": 1 })).await;
+    let totals = async || session_field(&app, session_id, "energy_wh || '/' || cost").await;
+    let stored = async || {
+        scalar::<String>(
+            &app,
+            &format!(
+                "SELECT count(*) || '/' || max(energy_register_wh) FROM meter_readings WHERE session_id = {session_id}"
+            ),
+        )
+        .await
+    };
+
+    // Readings faster than KILOWATT_SESSION_TOTALS_SECONDS (5 by default; the test clock stands
+    // still): the first sets the session's running totals, the rest are stored and answered
+    // but the totals wait.
+    for wh in [2_000, 2_500, 3_000, 3_500] {
+        charger.meter_values(1, Some(tx), wh, Some(7_000), None).await.unwrap();
+    }
+    assert_eq!(stored().await, "4/3500");
+    assert_eq!(totals().await, "1000/18.50");
+    // Once they are due, the next reading writes them.
+    app.clock.advance(ChronoDuration::seconds(6));
+    charger.meter_values(1, Some(tx), 4_000, Some(7_000), None).await.unwrap();
+    assert_eq!(totals().await, "3000/55.50");
+    charger.meter_values(1, Some(tx), 4_600, Some(7_000), None).await.unwrap();
+    assert_eq!(totals().await, "3000/55.50");
+    assert_eq!(stored().await, "6/4600");
+
+    // The charger disappears without a final reading: billed from the latest stored one,
+    // 3.6 kWh × 18.50 = 66.60, not from the totals last written.
+    charger.close().await;
+    app.clock.advance(ChronoDuration::minutes(11));
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "failed").await);
+    assert_eq!(totals().await, "3600/66.60");
+    assert_eq!(balance(&app, &driver).await, Decimal::new(93340, 2));
     assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
 }
 

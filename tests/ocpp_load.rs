@@ -116,7 +116,13 @@ async fn last_seen_reaches_the_database_at_the_next_flush() {
 
 #[actix_web::test]
 async fn meter_values_from_fifty_chargers_are_stored_once_each_and_answered_only_after_commit() {
-    let app = common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_DB_POOL_SIZE", "8")]).await;
+    // Sessions' running totals written at every reading, so each batch moves every session.
+    let app = common::spawn_app_with(&[
+        ("KILOWATT_UNKNOWN_CHARGERS", "accept"),
+        ("KILOWATT_DB_POOL_SIZE", "8"),
+        ("KILOWATT_SESSION_TOTALS_SECONDS", "0"),
+    ])
+    .await;
     let chargers = fleet(&app, "MV", 50).await;
     let transactions = join_all(chargers.iter().map(|charger| async move {
         charger.start_transaction(1, "FLEET", 1_000, Utc::now()).await.expect("started").0

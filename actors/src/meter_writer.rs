@@ -194,21 +194,37 @@ async fn write_batch<I, O>(name: &'static str, pool: &DbPool, write: BatchFn<I, 
     metrics::histogram!("db_batch_duration_seconds", "writer" => name).record(started.elapsed().as_secs_f64());
 }
 
-/// One MeterValues' readings and when they were received.
-pub type MeterWrite = (MeterInput, DateTime<Utc>);
+/// One MeterValues' readings, when they were received, and how often its session's running
+/// totals are written (see [`sessions::record_meter_batch`]).
+pub struct MeterWrite {
+    input: MeterInput,
+    received_at: DateTime<Utc>,
+    totals_every: chrono::Duration,
+}
 
 /// Group commit for MeterValues: answers where each reading left its session (`None` when it
 /// belongs to no active session), once committed.
-pub type MeterWriter = GroupCommit<MeterWrite, Option<Progress>>;
+#[derive(Clone)]
+pub struct MeterWriter {
+    commit: GroupCommit<MeterWrite, Option<Progress>>,
+    totals_every: chrono::Duration,
+}
+
+impl MeterWriter {
+    /// Queues one MeterValues' readings; resolves once they are committed.
+    pub async fn submit(&self, input: MeterInput, received_at: DateTime<Utc>) -> Result<Option<Progress>, WriteError> {
+        self.commit.submit(MeterWrite { input, received_at, totals_every: self.totals_every }).await
+    }
+}
 
 /// Transactions of meter values in flight at once: one being committed while three fill. With
 /// two, a fleet's 20,000 MeterValues a second kept the writer about 200 ms behind (the oldest
 /// write's wait for its batch, median); with four that wait is under 2 ms.
 pub const METER_WRITERS: usize = 4;
 
-/// Starts the meter writer.
-pub fn start_meter_writer(pool: DbPool) -> MeterWriter {
-    GroupCommit::start("meter_values", pool, METER_WRITERS, write_meter_values)
+/// Starts the meter writer; sessions' running totals are written at most every `totals_every`.
+pub fn start_meter_writer(pool: DbPool, totals_every: chrono::Duration) -> MeterWriter {
+    MeterWriter { commit: GroupCommit::start("meter_values", pool, METER_WRITERS, write_meter_values), totals_every }
 }
 
 fn write_meter_values<'a>(
@@ -217,8 +233,9 @@ fn write_meter_values<'a>(
 ) -> BatchFuture<'a, Option<Progress>> {
     Box::pin(async move {
         // One receipt time for the batch: the latest of its readings'.
-        let now = writes.iter().map(|(_, at)| *at).max().unwrap_or_else(Utc::now);
-        let inputs: Vec<&MeterInput> = writes.iter().map(|(input, _)| input).collect();
-        sessions::record_meter_batch(conn, &inputs, now).await
+        let now = writes.iter().map(|write| write.received_at).max().unwrap_or_else(Utc::now);
+        let totals_every = writes.iter().map(|write| write.totals_every).min().unwrap_or_else(chrono::Duration::zero);
+        let inputs: Vec<&MeterInput> = writes.iter().map(|write| &write.input).collect();
+        sessions::record_meter_batch(conn, &inputs, now, totals_every).await
     })
 }

@@ -366,7 +366,7 @@ async fn record_meter_values(
             .and_then(|s| s.round().to_i16())
             .filter(|s| (0..=100).contains(s)),
     };
-    let progress = env.writes.meters.submit((input, now)).await.map_err(|error| {
+    let progress = env.writes.meters.submit(input, now).await.map_err(|error| {
         tracing::error!(charge_point_id = %state.charge_point_id, %error, "meter values not stored");
         write_failed(error)
     })?;

@@ -119,13 +119,14 @@ pub const WRITER_CONNECTIONS: usize =
     3 * WRITERS_PER_KIND + crate::meter_writer::METER_WRITERS + transactions::TRANSACTION_WRITERS + 1;
 
 impl ChargerWriters {
-    /// Starts the writers on the current runtime, on connections from `pool`.
-    pub fn start(pool: DbPool) -> Self {
+    /// Starts the writers on the current runtime, on connections from `pool`; sessions' running
+    /// totals are written at most every `session_totals_every` (see [`MeterWriter`]).
+    pub fn start(pool: DbPool, session_totals_every: chrono::Duration) -> Self {
         ChargerWriters {
             identities: GroupCommit::start("identities", pool.clone(), WRITERS_PER_KIND, find_identities),
             boots: GroupCommit::start("boots", pool.clone(), WRITERS_PER_KIND, write_boots),
             statuses: GroupCommit::start("statuses", pool.clone(), WRITERS_PER_KIND, write_statuses),
-            meters: start_meter_writer(pool.clone()),
+            meters: start_meter_writer(pool.clone(), session_totals_every),
             transactions: start_transaction_writer(pool),
         }
     }

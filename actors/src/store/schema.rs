@@ -156,6 +156,7 @@ diesel::table! {
         sampled_at -> Timestamptz,
         samples -> Json,
         received_at -> Timestamptz,
+        energy_register_wh -> Nullable<Int8>,
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE meter_readings DROP COLUMN energy_register_wh;
