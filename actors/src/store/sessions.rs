@@ -4,7 +4,7 @@
 //! session exactly once — closing it, debiting the wallet and recording the owner's revenue in
 //! one database transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -394,11 +394,11 @@ struct MeterUpdated {
 /// Every reading is stored, with its energy register, before the batch answers. A session's
 /// running totals (energy, meter, cost, power, state of charge) are written with the first
 /// reading that moves its meter, and then when `totals_every` has passed since they were last
-/// written: a charger
-/// sending readings every second would otherwise rewrite its session's row every second, the
-/// largest single cost of the meter path in the benchmark. Nothing is billed from totals that
-/// lag: [`settle`] takes the meter from the latest stored reading. A session settled meanwhile
-/// is not moved, and a session whose totals are written answers no progress if it was.
+/// written: a charger sending readings every second would otherwise rewrite its session's row
+/// every second, the largest single cost of the meter path in the benchmark. Nothing is billed
+/// from totals that lag: [`settle`] takes the meter from the latest stored reading. A session
+/// settled meanwhile is not moved, and a session whose totals are written answers no progress
+/// if it was.
 pub async fn record_meter_batch(
     conn: &mut AsyncPgConnection,
     inputs: &[&MeterInput],
@@ -433,7 +433,7 @@ pub async fn record_meter_batch(
         // Sessions whose running totals this batch writes: those with no energy written yet
         // (the first reading that moves the meter shows at once), and those whose totals are
         // older than `totals_every`.
-        let due: std::collections::HashSet<i64> = found
+        let due: HashSet<i64> = found
             .iter()
             .filter(|session| session.energy_wh == 0 || now - session.updated_at >= totals_every)
             .map(|session| session.id)
