@@ -45,6 +45,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use futures_util::Stream;
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// How to open a WebSocket served by an actor.
 #[derive(Debug, Clone, Copy)]
@@ -168,7 +169,7 @@ where
     F: FnOnce(Outbox) -> A,
     A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
 {
-    let io = Rc::new(io);
+    let io = Rc::new(RefCell::new(io));
     let reader = SocketReader { io: io.clone(), received };
     let shared = open(reader, options, make);
     SocketWriter { io, shared, writing: None }
@@ -317,8 +318,14 @@ thread_local! {
 const SCRATCH_BYTES: usize = 16 * 1024;
 
 /// What the peer sends, as the actor's payload stream.
+///
+/// Read with `poll_read`, not `poll_read_ready` and `try_read`: a read that fills less than
+/// the buffer shows the socket drained, and `poll_read` then forgets the readiness, where
+/// `try_read` keeps it until a read fails with `WouldBlock`. So each message a charger sends
+/// costs one `recvfrom`, not two (measured with `perf stat` under the meter scenario: 2.7
+/// `recvfrom` per MeterValues in the server before, PostgreSQL's included).
 struct SocketReader {
-    io: Rc<TcpStream>,
+    io: Rc<RefCell<TcpStream>>,
     /// Bytes read with the handshake, handed out first.
     received: Bytes,
 }
@@ -330,26 +337,21 @@ impl Stream for SocketReader {
         if !self.received.is_empty() {
             return Poll::Ready(Some(Ok(std::mem::take(&mut self.received))));
         }
-        loop {
-            if let Err(error) = ready!(self.io.poll_read_ready(cx)) {
-                return Poll::Ready(Some(Err(PayloadError::Io(error))));
-            }
-            let read = SCRATCH
-                .with_borrow_mut(|scratch| self.io.try_read(scratch).map(|n| Bytes::copy_from_slice(&scratch[..n])));
-            return match read {
-                Ok(bytes) if bytes.is_empty() => Poll::Ready(None),
-                Ok(bytes) => Poll::Ready(Some(Ok(bytes))),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut read = ReadBuf::new(scratch);
+            match ready!(Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, &mut read)) {
                 Err(error) => Poll::Ready(Some(Err(PayloadError::Io(error)))),
-            };
-        }
+                Ok(()) if read.filled().is_empty() => Poll::Ready(None),
+                Ok(()) => Poll::Ready(Some(Ok(Bytes::copy_from_slice(read.filled())))),
+            }
+        })
     }
 }
 
 /// Writes the queue to the socket; ends when the actor has ended and everything is written,
 /// or at once when the peer fell too far behind or the socket failed.
 struct SocketWriter {
-    io: Rc<TcpStream>,
+    io: Rc<RefCell<TcpStream>>,
     shared: Rc<RefCell<Shared>>,
     /// The chunk being written, past what the socket already took.
     writing: Option<Bytes>,
@@ -384,7 +386,7 @@ impl Future for SocketWriter {
                     }
                 }
             };
-            match this.io.poll_write_ready(cx) {
+            match this.io.borrow().poll_write_ready(cx) {
                 Poll::Pending => {
                     this.writing = Some(chunk);
                     return Poll::Pending;
@@ -395,7 +397,7 @@ impl Future for SocketWriter {
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            match this.io.try_write(&chunk) {
+            match this.io.borrow().try_write(&chunk) {
                 Ok(written) => {
                     let _ = chunk.split_to(written);
                     if !chunk.is_empty() {
