@@ -86,6 +86,7 @@ impl Drop for WriterThread {
 /// resumed as soon as PostgreSQL answers.
 async fn start_writers(
     writer_pool: kilowatt_actors::store::DbPool,
+    meter_pool: kilowatt_actors::store::DbPool,
     last_seen_flush: std::time::Duration,
     session_totals_every: std::time::Duration,
 ) -> Result<(WriterThread, ChargerWriters, LastSeen), StartError> {
@@ -96,6 +97,7 @@ async fn start_writers(
         let _ = sender.send((
             ChargerWriters::start(
                 writer_pool,
+                meter_pool,
                 chrono::Duration::from_std(session_totals_every).unwrap_or(chrono::Duration::MAX),
             ),
             last_seen,
@@ -170,8 +172,15 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         config.database_url.expose(),
         PoolSettings { max_size: kilowatt_actors::charger::WRITER_CONNECTIONS, timeout: config.db_timeout },
     )?;
+    // The meter writer's batches run on connections that plan every statement for its own
+    // parameters, so they need no transaction to say so: two round trips a batch, not six
+    // (see `record_meter_batch`).
+    let meter_pool = pool::build_batch_pool(
+        config.database_url.expose(),
+        PoolSettings { max_size: kilowatt_actors::charger::METER_CONNECTIONS, timeout: config.db_timeout },
+    )?;
     let (writer_thread, writes, last_seen) =
-        start_writers(writer_pool, config.ocpp.last_seen_flush, config.ocpp.session_totals_every).await?;
+        start_writers(writer_pool, meter_pool, config.ocpp.last_seen_flush, config.ocpp.session_totals_every).await?;
     let charger_env = Arc::new(ChargerEnv {
         pool: pool.clone(),
         clock: clock.clone(),

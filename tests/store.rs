@@ -6,12 +6,14 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use common::TestDatabase;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kilowatt_actors::store::database;
+use kilowatt_actors::store::pool::{self, PoolSettings};
 use kilowatt_actors::store::prepared::{KeepPrepared, plan_each_run};
 
 #[derive(QueryableByName, Debug)]
@@ -277,6 +279,30 @@ async fn count_in_batch(conn: &mut AsyncPgConnection, size: i64, each_run: bool)
         Ok(count.n)
     })
     .await
+}
+
+#[actix_web::test]
+async fn a_batch_pool_connection_plans_every_run_of_a_kept_statement_without_a_transaction() {
+    let db = TestDatabase::create_empty().await;
+    let settings = PoolSettings { max_size: 1, timeout: Duration::from_secs(10) };
+    let batch_pool = pool::build_batch_pool(&db.url, settings).expect("a batch pool");
+    let mut conn = pool::connection(&batch_pool).await.expect("a batch connection");
+    for size in 1..=8_i64 {
+        let ids: Vec<i64> = (0..size).collect();
+        let count: Count =
+            sql_query(BATCH).bind::<Array<BigInt>, _>(ids).prepared().get_result(&mut conn).await.expect("a batch");
+        assert_eq!(count.n, size);
+    }
+    let plans = plans_of(&mut conn, BATCH).await;
+    assert_eq!((plans.generic_plans, plans.custom_plans), (0, 8), "each run planned for its own arrays");
+    // An ordinary pool's connection keeps PostgreSQL's default.
+    let ordinary = pool::build_pool(&db.url, settings).expect("a pool");
+    let mut conn = pool::connection(&ordinary).await.expect("a connection");
+    let setting: Vec<Count> = sql_query("SELECT (current_setting('plan_cache_mode') = 'auto')::int::bigint AS n")
+        .load(&mut conn)
+        .await
+        .expect("plan_cache_mode");
+    assert_eq!(setting[0].n, 1);
 }
 
 #[actix_web::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::sql_query;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::StoreError;
 
@@ -38,7 +38,33 @@ pub struct PoolSettings {
 /// thrown away at checkout; one that breaks unnoticed fails its first query with an error and is
 /// thrown away at its next checkout.
 pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<DbPool, StoreError> {
+    build_with(database_url, settings, ManagerConfig::default())
+}
+
+/// Builds a pool for batch writers whose connections plan every statement for its own
+/// parameters (`plan_cache_mode = force_custom_plan` for the whole session): a batch's kept
+/// statements take arrays whose sizes change at every run, and a plan kept for one size goes bad
+/// for another (see [`super::prepared`]). A batch on such a connection needs no transaction to
+/// say so, so one made of a single statement costs one round trip.
+pub fn build_batch_pool(database_url: &str, settings: PoolSettings) -> Result<DbPool, StoreError> {
     let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| {
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    build_with(database_url, settings, config)
+}
+
+fn build_with(
+    database_url: &str,
+    settings: PoolSettings,
+    mut config: ManagerConfig<AsyncPgConnection>,
+) -> Result<DbPool, StoreError> {
     config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)

@@ -16,10 +16,13 @@
 //! generic plan, made without the arrays' sizes and kept until its tables are analyzed again.
 //! The meter batch's generic plans, made while `charging_sessions` was new, scanned the whole
 //! table at every batch once it had grown: a benchmark run fell from 22,000 to 12,000 meter
-//! values a second, with CALLs timing out. So a kept batch statement runs in a transaction that
-//! first calls [`plan_each_run`]: it keeps its parse and its single round trip, and is still
-//! planned for the batch and the tables as they are. A batch statement outside a transaction is
-//! not kept (a transaction would cost more round trips than the prepare saves).
+//! values a second, with CALLs timing out. So a kept batch statement runs either on a
+//! connection that plans every run for good (the meter writer's, from
+//! [`super::pool::build_batch_pool`]), or in a transaction that first calls [`plan_each_run`]
+//! (the status batch, on connections whose lookups keep their plans). Either way it keeps its
+//! parse and its single round trip, and is still planned for the batch and the tables as they
+//! are. A batch statement outside both is not kept (a transaction would cost more round trips
+//! than the prepare saves).
 
 use diesel::QueryResult;
 use diesel::pg::Pg;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::chargers;
-use super::prepared::{KeepPrepared, plan_each_run};
+use super::prepared::KeepPrepared;
 use super::schema::{
     chargers as chargers_t, charging_sessions, connectors, meter_readings, revenue_entries, rfid_cards, stations, users,
 };
@@ -386,10 +386,11 @@ struct MeterUpdated {
     soc_percent: Option<i16>,
 }
 
-/// Stores the readings of many MeterValues (from any chargers) in ONE transaction — one
-/// SELECT for their sessions, one INSERT for the readings, one UPDATE for the sessions whose
-/// running totals are due — and answers, in input order, where each reading left its session
-/// (as [`record_meter_values`] would, one at a time).
+/// Stores the readings of many MeterValues (from any chargers) and answers, in input order,
+/// where each reading left its session (as [`record_meter_values`] would, one at a time). Two
+/// statements, two round trips: a SELECT of the readings' sessions, then ONE statement that
+/// inserts the readings and updates the sessions whose running totals are due, so both are
+/// committed together or not at all, without a transaction's BEGIN and COMMIT around them.
 ///
 /// Every reading is stored, with its energy register, before the batch answers. A session's
 /// running totals (energy, meter, cost, power, state of charge) are written with the first
@@ -399,6 +400,10 @@ struct MeterUpdated {
 /// from totals that lag: [`settle`] takes the meter from the latest stored reading. A session
 /// settled meanwhile is not moved, and a session whose totals are written answers no progress
 /// if it was.
+///
+/// Both statements are kept prepared, so `conn` should plan every run (a connection from
+/// [`super::pool::build_batch_pool`]): see [`super::prepared`]. On another connection the
+/// results are the same, and the plans may go stale.
 pub async fn record_meter_batch(
     conn: &mut AsyncPgConnection,
     inputs: &[&MeterInput],
@@ -408,167 +413,154 @@ pub async fn record_meter_batch(
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
-    conn.transaction::<_, StoreError, _>(async move |conn| {
-        plan_each_run(conn).await?;
-        let mut transactions: Vec<i32> = inputs.iter().filter_map(|input| input.transaction_id).collect();
-        transactions.sort_unstable();
-        transactions.dedup();
-        // The connector's `metered` is a subquery by its primary key rather than a join: as a
-        // join, PostgreSQL hashed the whole connectors table for every batch (57,000 rows,
-        // 30 ms of a 33 ms query, measured on a 19,000-charger benchmark's database).
-        let found: Vec<MeteredSession> = if transactions.is_empty() {
-            Vec::new()
-        } else {
-            diesel::sql_query(
-                "SELECT s.transaction_id, s.id, s.charger_id, s.status, s.meter_start_wh, s.price_per_kwh, \
-                   (SELECT c.metered FROM connectors c WHERE c.id = s.connector_id) AS metered, \
-                   s.energy_wh, s.meter_last_wh, s.power_w, s.soc_percent, s.updated_at \
-                 FROM charging_sessions s WHERE s.transaction_id = ANY($1)",
-            )
-            .bind::<Array<Integer>, _>(&transactions)
-            .prepared()
-            .load(conn)
-            .await?
-        };
-        // Sessions whose running totals this batch writes: those with no energy written yet
-        // (the first reading that moves the meter shows at once), and those whose totals are
-        // older than `totals_every`.
-        let due: HashSet<i64> = found
-            .iter()
-            .filter(|session| session.energy_wh == 0 || now - session.updated_at >= totals_every)
-            .map(|session| session.id)
-            .collect();
-        let mut sessions: HashMap<i32, MeteredSession> =
-            found.into_iter().map(|session| (session.transaction_id, session)).collect();
-        // Each input's session, if its transaction is one of its charger's.
-        let session_of = |input: &MeterInput, sessions: &HashMap<i32, MeteredSession>| {
+    let mut transactions: Vec<i32> = inputs.iter().filter_map(|input| input.transaction_id).collect();
+    transactions.sort_unstable();
+    transactions.dedup();
+    // The connector's `metered` is a subquery by its primary key rather than a join: as a
+    // join, PostgreSQL hashed the whole connectors table for every batch (57,000 rows,
+    // 30 ms of a 33 ms query, measured on a 19,000-charger benchmark's database).
+    let found: Vec<MeteredSession> = if transactions.is_empty() {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "SELECT s.transaction_id, s.id, s.charger_id, s.status, s.meter_start_wh, s.price_per_kwh, \
+               (SELECT c.metered FROM connectors c WHERE c.id = s.connector_id) AS metered, \
+               s.energy_wh, s.meter_last_wh, s.power_w, s.soc_percent, s.updated_at \
+             FROM charging_sessions s WHERE s.transaction_id = ANY($1)",
+        )
+        .bind::<Array<Integer>, _>(&transactions)
+        .prepared()
+        .load(conn)
+        .await?
+    };
+    // Sessions whose running totals this batch writes: those with no energy written yet
+    // (the first reading that moves the meter shows at once), and those whose totals are
+    // older than `totals_every`.
+    let due: HashSet<i64> = found
+        .iter()
+        .filter(|session| session.energy_wh == 0 || now - session.updated_at >= totals_every)
+        .map(|session| session.id)
+        .collect();
+    let mut sessions: HashMap<i32, MeteredSession> =
+        found.into_iter().map(|session| (session.transaction_id, session)).collect();
+
+    // One row per reading (its sampled values in one JSON array), each with its session if its
+    // transaction is one of its charger's.
+    let stored: Vec<&MeterInput> = inputs.iter().copied().filter(|input| input.sample_count > 0).collect();
+    let stored_sessions: Vec<Option<i64>> = stored
+        .iter()
+        .map(|input| {
             input
                 .transaction_id
                 .and_then(|tx| sessions.get(&tx))
                 .filter(|session| session.charger_id == input.charger_id)
                 .map(|session| session.id)
+        })
+        .collect();
+
+    // Where each reading moves its (active) session; a later reading of the same session
+    // in this batch builds on the earlier one.
+    let mut answers: Vec<Option<Progress>> = Vec::with_capacity(inputs.len());
+    let mut moves: HashMap<i64, MeterMove> = HashMap::new();
+    for &input in inputs {
+        let session = input
+            .transaction_id
+            .and_then(|tx| sessions.get_mut(&tx))
+            .filter(|session| session.charger_id == input.charger_id && session.status == "active");
+        let Some(session) = session else {
+            answers.push(None);
+            continue;
         };
-
-        // One row per reading (its sampled values in one JSON array), all in one INSERT of
-        // column arrays: a constant statement PostgreSQL parses in no time.
-        let stored: Vec<&MeterInput> = inputs.iter().copied().filter(|input| input.sample_count > 0).collect();
-        if !stored.is_empty() {
-            diesel::sql_query(
-                "INSERT INTO meter_readings (charger_id, connector_number, session_id, transaction_id, sampled_at, \
-                   samples, energy_register_wh, received_at) \
-                 SELECT c, n, s, t, a, j::json, e, $8 \
-                 FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::timestamptz[], $6::text[], \
-                   $7::bigint[]) AS v(c, n, s, t, a, j, e)",
-            )
-            .bind::<Array<BigInt>, _>(stored.iter().map(|input| input.charger_id).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(stored.iter().map(|input| input.connector_number).collect::<Vec<_>>())
-            .bind::<Array<Nullable<BigInt>>, _>(
-                stored.iter().map(|input| session_of(input, &sessions)).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<Integer>>, _>(stored.iter().map(|input| input.transaction_id).collect::<Vec<_>>())
-            .bind::<Array<Timestamptz>, _>(stored.iter().map(|input| input.sampled_at).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(stored.iter().map(|input| input.samples.as_str()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<BigInt>>, _>(stored.iter().map(|input| input.energy_register_wh).collect::<Vec<_>>())
-            .bind::<Timestamptz, _>(now)
-            .prepared()
-            .execute(conn)
-            .await?;
-        }
-
-        // Where each reading moves its (active) session; a later reading of the same session
-        // in this batch builds on the earlier one.
-        let mut answers: Vec<Option<Progress>> = Vec::with_capacity(inputs.len());
-        let mut moves: HashMap<i64, MeterMove> = HashMap::new();
-        for &input in inputs {
-            let session = input
-                .transaction_id
-                .and_then(|tx| sessions.get_mut(&tx))
-                .filter(|session| session.charger_id == input.charger_id && session.status == "active");
-            let Some(session) = session else {
-                answers.push(None);
-                continue;
-            };
-            let meter_start = session.meter_start_wh.unwrap_or(0);
-            match input.energy_register_wh {
-                // On a connector marked not metered, energy comes from the app, not this register.
-                Some(register) if register >= meter_start && session.metered => {
-                    session.energy_wh = register - meter_start;
-                    session.meter_last_wh = Some(register);
-                }
-                _ => {}
+        let meter_start = session.meter_start_wh.unwrap_or(0);
+        match input.energy_register_wh {
+            // On a connector marked not metered, energy comes from the app, not this register.
+            Some(register) if register >= meter_start && session.metered => {
+                session.energy_wh = register - meter_start;
+                session.meter_last_wh = Some(register);
             }
-            let cost = billing::cost(session.energy_wh, session.price_per_kwh);
-            let moved = moves.entry(session.id).or_default();
-            *moved = MeterMove {
-                energy_wh: session.energy_wh,
-                meter_last_wh: session.meter_last_wh,
-                cost,
-                power_w: input.power_w.or(moved.power_w),
-                soc_percent: input.soc_percent.or(moved.soc_percent),
-            };
-            answers.push(Some(Progress {
-                session_id: session.id,
-                energy_wh: session.energy_wh,
-                power_w: moved.power_w.or(session.power_w),
-                soc_percent: moved.soc_percent.or(session.soc_percent),
-                cost,
-            }));
+            _ => {}
         }
-        let mut moves: Vec<_> = moves.into_iter().filter(|(id, _)| due.contains(id)).collect();
-        if moves.is_empty() {
-            return Ok(answers);
-        }
-        // One lock order for every multi-row update of sessions.
-        moves.sort_unstable_by_key(|(id, _)| *id);
-        let ids: Vec<i64> = moves.iter().map(|(id, _)| *id).collect();
-        let energy: Vec<i64> = moves.iter().map(|(_, m)| m.energy_wh).collect();
-        let meter_last: Vec<Option<i64>> = moves.iter().map(|(_, m)| m.meter_last_wh).collect();
-        let cost: Vec<Decimal> = moves.iter().map(|(_, m)| m.cost).collect();
-        let power: Vec<Option<i64>> = moves.iter().map(|(_, m)| m.power_w).collect();
-        let soc: Vec<Option<i16>> = moves.iter().map(|(_, m)| m.soc_percent).collect();
-        // Each session is found by its primary key, one probe per reading: "not settled
-        // meanwhile" is asked as `settled_at IS NULL` (the same thing for a session that was
-        // active, by the table's check), which no index serves, rather than `status = 'active'`.
-        // With the latter, stale statistics (thousands of sessions started since the last
-        // ANALYZE) made PostgreSQL read every open session through a partial index on status,
-        // for every batch; with `s.id = ANY($1)` added, it compared every reading with every
-        // session (512 × 512 per batch). Measured on a 19,000-charger benchmark's database:
-        // 23 ms per 512-row batch as a quadratic join, 7 ms as primary-key probes.
-        let updated: Vec<MeterUpdated> = diesel::sql_query(
-            "UPDATE charging_sessions AS s SET energy_wh = v.energy_wh, meter_last_wh = v.meter_last_wh, \
-               cost = v.cost, power_w = coalesce(v.power_w, s.power_w), \
-               soc_percent = coalesce(v.soc_percent, s.soc_percent), updated_at = $7 \
-             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[], $6::smallint[]) \
-               AS v(id, energy_wh, meter_last_wh, cost, power_w, soc_percent) \
-             WHERE s.id = v.id AND s.settled_at IS NULL \
-             RETURNING s.id, s.power_w, s.soc_percent",
-        )
-        .bind::<Array<BigInt>, _>(ids)
-        .bind::<Array<BigInt>, _>(energy)
-        .bind::<Array<Nullable<BigInt>>, _>(meter_last)
-        .bind::<Array<Numeric>, _>(cost)
-        .bind::<Array<Nullable<BigInt>>, _>(power)
-        .bind::<Array<Nullable<SmallInt>>, _>(soc)
-        .bind::<Timestamptz, _>(now)
-        .prepared()
-        .load(conn)
-        .await?;
-        let updated: HashMap<i64, MeterUpdated> = updated.into_iter().map(|row| (row.id, row)).collect();
-        // A session settled between our read and the update did not move: no progress for it.
-        Ok(answers
-            .into_iter()
-            .map(|answer| {
-                let mut progress = answer?;
-                if due.contains(&progress.session_id) {
-                    let row = updated.get(&progress.session_id)?;
-                    progress.power_w = row.power_w;
-                    progress.soc_percent = row.soc_percent;
-                }
-                Some(progress)
-            })
-            .collect())
-    })
-    .await
+        let cost = billing::cost(session.energy_wh, session.price_per_kwh);
+        let moved = moves.entry(session.id).or_default();
+        *moved = MeterMove {
+            energy_wh: session.energy_wh,
+            meter_last_wh: session.meter_last_wh,
+            cost,
+            power_w: input.power_w.or(moved.power_w),
+            soc_percent: input.soc_percent.or(moved.soc_percent),
+        };
+        answers.push(Some(Progress {
+            session_id: session.id,
+            energy_wh: session.energy_wh,
+            power_w: moved.power_w.or(session.power_w),
+            soc_percent: moved.soc_percent.or(session.soc_percent),
+            cost,
+        }));
+    }
+    let mut moves: Vec<_> = moves.into_iter().filter(|(id, _)| due.contains(id)).collect();
+    if stored.is_empty() && moves.is_empty() {
+        return Ok(answers);
+    }
+    // One lock order for every multi-row update of sessions.
+    moves.sort_unstable_by_key(|(id, _)| *id);
+    // The readings, all in one INSERT of column arrays (a constant statement PostgreSQL parses
+    // in no time), and the due sessions' totals, in one statement: a data-modifying WITH runs
+    // to completion whether or not the UPDATE reads it, and the two commit together.
+    //
+    // Each session is found by its primary key, one probe per reading: "not settled
+    // meanwhile" is asked as `settled_at IS NULL` (the same thing for a session that was
+    // active, by the table's check), which no index serves, rather than `status = 'active'`.
+    // With the latter, stale statistics (thousands of sessions started since the last
+    // ANALYZE) made PostgreSQL read every open session through a partial index on status,
+    // for every batch; with `s.id = ANY($1)` added, it compared every reading with every
+    // session (512 × 512 per batch). Measured on a 19,000-charger benchmark's database:
+    // 23 ms per 512-row batch as a quadratic join, 7 ms as primary-key probes.
+    let updated: Vec<MeterUpdated> = diesel::sql_query(
+        "WITH stored AS ( \
+           INSERT INTO meter_readings (charger_id, connector_number, session_id, transaction_id, sampled_at, \
+             samples, energy_register_wh, received_at) \
+           SELECT c, n, s, t, a, j::json, e, $8 \
+           FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::timestamptz[], $6::text[], \
+             $7::bigint[]) AS v(c, n, s, t, a, j, e)) \
+         UPDATE charging_sessions AS s SET energy_wh = v.energy_wh, meter_last_wh = v.meter_last_wh, \
+           cost = v.cost, power_w = coalesce(v.power_w, s.power_w), \
+           soc_percent = coalesce(v.soc_percent, s.soc_percent), updated_at = $8 \
+         FROM unnest($9::bigint[], $10::bigint[], $11::bigint[], $12::numeric[], $13::bigint[], $14::smallint[]) \
+           AS v(id, energy_wh, meter_last_wh, cost, power_w, soc_percent) \
+         WHERE s.id = v.id AND s.settled_at IS NULL \
+         RETURNING s.id, s.power_w, s.soc_percent",
+    )
+    .bind::<Array<BigInt>, _>(stored.iter().map(|input| input.charger_id).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(stored.iter().map(|input| input.connector_number).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(stored_sessions)
+    .bind::<Array<Nullable<Integer>>, _>(stored.iter().map(|input| input.transaction_id).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(stored.iter().map(|input| input.sampled_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(stored.iter().map(|input| input.samples.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(stored.iter().map(|input| input.energy_register_wh).collect::<Vec<_>>())
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<BigInt>, _>(moves.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(moves.iter().map(|(_, m)| m.energy_wh).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(moves.iter().map(|(_, m)| m.meter_last_wh).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(moves.iter().map(|(_, m)| m.cost).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(moves.iter().map(|(_, m)| m.power_w).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SmallInt>>, _>(moves.iter().map(|(_, m)| m.soc_percent).collect::<Vec<_>>())
+    .prepared()
+    .load(conn)
+    .await?;
+    let updated: HashMap<i64, MeterUpdated> = updated.into_iter().map(|row| (row.id, row)).collect();
+    // A session settled between our read and the update did not move: no progress for it.
+    Ok(answers
+        .into_iter()
+        .map(|answer| {
+            let mut progress = answer?;
+            if due.contains(&progress.session_id) {
+                let row = updated.get(&progress.session_id)?;
+                progress.power_w = row.power_w;
+                progress.soc_percent = row.soc_percent;
+            }
+            Some(progress)
+        })
+        .collect())
 }
 
 /// How a session ends.
