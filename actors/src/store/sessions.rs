@@ -1,6 +1,6 @@
 //! Queries on `charging_sessions` and `meter_readings`: authorizing id tags, starting
 //! transactions (a retransmitted StartTransaction maps onto the transaction it created),
-//! recording meter values (many chargers' at once, in one transaction), and settling a
+//! recording meter values (many chargers' at once, committed in one statement), and settling a
 //! session exactly once — closing it, debiting the wallet and recording the owner's revenue in
 //! one database transaction.
 
@@ -326,16 +326,6 @@ pub struct MeterInput {
     pub soc_percent: Option<i16>,
 }
 
-/// Stores meter values and, when they belong to an active session, moves its meter forward
-/// (its running totals written at once).
-pub async fn record_meter_values(
-    conn: &mut AsyncPgConnection,
-    input: &MeterInput,
-    now: DateTime<Utc>,
-) -> Result<Option<Progress>, StoreError> {
-    Ok(record_meter_batch(conn, &[input], now, chrono::Duration::zero()).await?.pop().flatten())
-}
-
 /// What the meter path needs of a session: ID, charger, status, meter start, price, whether
 /// the connector's meter is trusted, its running totals as last written, and when that was.
 #[derive(QueryableByName)]
@@ -387,7 +377,7 @@ struct MeterUpdated {
 }
 
 /// Stores the readings of many MeterValues (from any chargers) and answers, in input order,
-/// where each reading left its session (as [`record_meter_values`] would, one at a time). Two
+/// where each reading left its session (`None` for a reading of no active session). Two
 /// statements, two round trips: a SELECT of the readings' sessions, then ONE statement that
 /// inserts the readings and updates the sessions whose running totals are due, so both are
 /// committed together or not at all, without a transaction's BEGIN and COMMIT around them.
