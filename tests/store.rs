@@ -281,28 +281,76 @@ async fn count_in_batch(conn: &mut AsyncPgConnection, size: i64, each_run: bool)
     .await
 }
 
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(QueryableByName)]
+struct StatementName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+const PROBE: &str = "SELECT count(*) AS n FROM probes p JOIN unnest($1::bigint[]) AS v(id) ON p.id = v.id";
+
+/// Runs [`PROBE`] kept, for the IDs `1..=size`.
+async fn probe(conn: &mut AsyncPgConnection, size: i64) -> i64 {
+    let ids: Vec<i64> = (1..=size).collect();
+    let count: Count =
+        sql_query(PROBE).bind::<Array<BigInt>, _>(ids).prepared().get_result(conn).await.expect("a probe");
+    count.n
+}
+
 #[actix_web::test]
-async fn a_batch_pool_connection_plans_every_run_of_a_kept_statement_without_a_transaction() {
+async fn a_batch_pool_connection_keeps_one_index_probing_plan_for_batches_of_every_size() {
     let db = TestDatabase::create_empty().await;
     let settings = PoolSettings { max_size: 1, timeout: Duration::from_secs(10) };
     let batch_pool = pool::build_batch_pool(&db.url, settings).expect("a batch pool");
     let mut conn = pool::connection(&batch_pool).await.expect("a batch connection");
-    for size in 1..=8_i64 {
-        let ids: Vec<i64> = (0..size).collect();
-        let count: Count =
-            sql_query(BATCH).bind::<Array<BigInt>, _>(ids).prepared().get_result(&mut conn).await.expect("a batch");
-        assert_eq!(count.n, size);
+    // The statement is first planned while its table is empty, as a new network's tables are.
+    sql_query("CREATE TABLE probes (id bigint PRIMARY KEY, n bigint NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .expect("create the table");
+    for size in 1..=8 {
+        assert_eq!(probe(&mut conn, size).await, 0);
     }
-    let plans = plans_of(&mut conn, BATCH).await;
-    assert_eq!((plans.generic_plans, plans.custom_plans), (0, 8), "each run planned for its own arrays");
-    // An ordinary pool's connection keeps PostgreSQL's default.
-    let ordinary = pool::build_pool(&db.url, settings).expect("a pool");
-    let mut conn = pool::connection(&ordinary).await.expect("a connection");
-    let setting: Vec<Count> = sql_query("SELECT (current_setting('plan_cache_mode') = 'auto')::int::bigint AS n")
+    sql_query("INSERT INTO probes SELECT g, g FROM generate_series(1, 50000) AS g")
+        .execute(&mut conn)
+        .await
+        .expect("fill the table");
+    for size in 1..=8 {
+        assert_eq!(probe(&mut conn, size).await, size);
+    }
+    let plans = plans_of(&mut conn, PROBE).await;
+    assert_eq!((plans.generic_plans, plans.custom_plans), (16, 0), "one plan for every run, never planned again");
+    // That plan probes the primary key for each ID, now that the table is big, rather than
+    // reading the whole table as a plan made for an empty one could.
+    let statement: StatementName = sql_query("SELECT name FROM pg_prepared_statements WHERE statement = $1")
+        .bind::<Text, _>(PROBE)
+        .get_result(&mut conn)
+        .await
+        .expect("the kept statement's name");
+    let plan: Vec<PlanLine> = sql_query(format!("EXPLAIN EXECUTE {}('{{1,2,3}}')", statement.name))
         .load(&mut conn)
         .await
-        .expect("plan_cache_mode");
-    assert_eq!(setting[0].n, 1);
+        .expect("the kept plan");
+    let plan = plan.into_iter().map(|line| line.line).collect::<Vec<_>>().join("\n");
+    assert!(plan.contains("Index") && plan.contains("probes_pkey"), "{plan}");
+    assert!(!plan.contains("Seq Scan on probes") && !plan.contains("Hash"), "{plan}");
+    // An ordinary pool's connection keeps PostgreSQL's defaults.
+    let ordinary = pool::build_pool(&db.url, settings).expect("a pool");
+    let mut conn = pool::connection(&ordinary).await.expect("a connection");
+    let defaults: Vec<Count> = sql_query(
+        "SELECT (current_setting('plan_cache_mode') = 'auto' AND current_setting('enable_seqscan') = 'on')::int::bigint AS n",
+    )
+    .load(&mut conn)
+    .await
+    .expect("the settings");
+    assert_eq!(defaults[0].n, 1);
 }
 
 #[actix_web::test]

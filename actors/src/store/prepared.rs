@@ -17,12 +17,13 @@
 //! The meter batch's generic plans, made while `charging_sessions` was new, scanned the whole
 //! table at every batch once it had grown: a benchmark run fell from 22,000 to 12,000 meter
 //! values a second, with CALLs timing out. So a kept batch statement runs either on a
-//! connection that plans every run for good (the meter writer's, from
-//! [`super::pool::build_batch_pool`]), or in a transaction that first calls [`plan_each_run`]
-//! (the status batch, on connections whose lookups keep their plans). Either way it keeps its
-//! parse and its single round trip, and is still planned for the batch and the tables as they
-//! are. A batch statement outside both is not kept (a transaction would cost more round trips
-//! than the prepare saves).
+//! connection whose one generic plan is made with sequential scans, hash joins and merge joins
+//! ruled out, so it probes indexes whatever the tables held when it was made (the meter
+//! writer's, from [`super::pool::build_batch_pool`]: planned once, not at every batch), or in a
+//! transaction that first calls [`plan_each_run`] (the status batch, on connections whose
+//! lookups keep their plans: planned for each batch and the tables as they are). Either way it
+//! keeps its parse and its single round trip. A batch statement outside both is not kept (a
+//! transaction would cost more round trips than the prepare saves).
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
