@@ -89,6 +89,7 @@ async fn start_writers(
     meter_pool: kilowatt_actors::store::DbPool,
     last_seen_flush: std::time::Duration,
     session_totals_every: std::time::Duration,
+    registry: actix::Addr<Registry>,
 ) -> Result<(WriterThread, ChargerWriters, LastSeen), StartError> {
     let thread = WriterThread(actix_rt::Arbiter::new());
     let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -99,6 +100,7 @@ async fn start_writers(
                 writer_pool,
                 meter_pool,
                 chrono::Duration::from_std(session_totals_every).unwrap_or(chrono::Duration::MAX),
+                registry,
             ),
             last_seen,
         ));
@@ -172,15 +174,21 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         config.database_url.expose(),
         PoolSettings { max_size: kilowatt_actors::charger::WRITER_CONNECTIONS, timeout: config.db_timeout },
     )?;
-    // The meter writer's batches run on connections that plan every statement for its own
-    // parameters, so they need no transaction to say so: two round trips a batch, not six
-    // (see `record_meter_batch`).
+    // The meter writer's batches run on connections whose kept statements keep plans that suit
+    // every batch, so they need no transaction to say so: two round trips a batch, not six (see
+    // `record_meter_batch`).
     let meter_pool = pool::build_batch_pool(
         config.database_url.expose(),
         PoolSettings { max_size: kilowatt_actors::charger::METER_CONNECTIONS, timeout: config.db_timeout },
     )?;
-    let (writer_thread, writes, last_seen) =
-        start_writers(writer_pool, meter_pool, config.ocpp.last_seen_flush, config.ocpp.session_totals_every).await?;
+    let (writer_thread, writes, last_seen) = start_writers(
+        writer_pool,
+        meter_pool,
+        config.ocpp.last_seen_flush,
+        config.ocpp.session_totals_every,
+        registry.clone(),
+    )
+    .await?;
     let charger_env = Arc::new(ChargerEnv {
         pool: pool.clone(),
         clock: clock.clone(),

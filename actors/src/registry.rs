@@ -133,6 +133,11 @@ pub struct NotifySession {
     pub event: SessionEvent,
 }
 
+/// Tells many sessions' actors what happened, in order (one message for a batch of events).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifySessions(pub Vec<NotifySession>);
+
 /// Tells every session on a charger what happened to the charger.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -375,6 +380,16 @@ impl Handler<NotifySession> for Registry {
                     addr.do_send(event);
                 }
             }
+        }
+    }
+}
+
+impl Handler<NotifySessions> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, NotifySessions(events): NotifySessions, ctx: &mut Self::Context) {
+        for event in events {
+            <Self as Handler<NotifySession>>::handle(self, event, ctx);
         }
     }
 }

@@ -370,16 +370,8 @@ async fn record_meter_values(
         tracing::error!(charge_point_id = %state.charge_point_id, %error, "meter values not stored");
         write_failed(error)
     })?;
+    // The session's actor has heard of it from the writer (see `MeterWriter`).
     if let Some(progress) = progress {
-        env.registry.do_send(NotifySession {
-            session_id: progress.session_id,
-            event: SessionEvent::Progress {
-                energy_wh: progress.energy_wh,
-                power_w: progress.power_w,
-                cost: progress.cost,
-                sampled_at,
-            },
-        });
         env.bus.publish_with(session_topic(progress.session_id), "sessionUpdate", || {
             json!({
                 "sessionId": progress.session_id,

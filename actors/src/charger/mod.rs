@@ -118,20 +118,26 @@ const WRITERS_PER_KIND: usize = 2;
 pub const WRITER_CONNECTIONS: usize = 3 * WRITERS_PER_KIND + transactions::TRANSACTION_WRITERS + 1;
 
 /// Connections of the meter writer's pool, one for each batch in flight. The pool should be
-/// built with [`crate::store::pool::build_batch_pool`], so that its batches plan every run
-/// without a transaction around them (see [`crate::store::sessions::record_meter_batch`]).
+/// built with [`crate::store::pool::build_batch_pool`], so that its kept statements keep plans
+/// that suit every batch (see [`crate::store::sessions::record_meter_batch`]).
 pub const METER_CONNECTIONS: usize = crate::meter_writer::METER_WRITERS;
 
 impl ChargerWriters {
     /// Starts the writers on the current runtime, on connections from `pool` (the meter
     /// writer's from `meter_pool`); sessions' running totals are written at most every
-    /// `session_totals_every` (see [`MeterWriter`]).
-    pub fn start(pool: DbPool, meter_pool: DbPool, session_totals_every: chrono::Duration) -> Self {
+    /// `session_totals_every`, and the sessions' actors hear of their readings through
+    /// `registry` (see [`MeterWriter`]).
+    pub fn start(
+        pool: DbPool,
+        meter_pool: DbPool,
+        session_totals_every: chrono::Duration,
+        registry: Addr<Registry>,
+    ) -> Self {
         ChargerWriters {
             identities: GroupCommit::start("identities", pool.clone(), WRITERS_PER_KIND, find_identities),
             boots: GroupCommit::start("boots", pool.clone(), WRITERS_PER_KIND, write_boots),
             statuses: GroupCommit::start("statuses", pool.clone(), WRITERS_PER_KIND, write_statuses),
-            meters: start_meter_writer(meter_pool, session_totals_every),
+            meters: start_meter_writer(meter_pool, session_totals_every, registry),
             transactions: start_transaction_writer(pool),
         }
     }
