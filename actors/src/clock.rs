@@ -85,8 +85,26 @@ impl Clock {
     }
 }
 
+/// Whether a period of `every` has begun between `since` and `now`, for periods that begin at
+/// an offset of `key`'s own (a hash of it): what is written once a period for each of many
+/// keys (sessions' totals, chargers' last-seen times) then spreads evenly over the period,
+/// even when the keys all started at once. A period of zero or less has always begun.
+pub fn new_period(key: i64, since: DateTime<Utc>, now: DateTime<Utc>, every: Duration) -> bool {
+    if every <= Duration::zero() {
+        return true;
+    }
+    let Some(every_us) = every.num_microseconds() else { return false };
+    // A multiplicative hash spreads consecutive keys over the period.
+    let offset = key.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) % every_us.unsigned_abs();
+    let offset = i64::try_from(offset).unwrap_or(0);
+    let period = |at: DateTime<Utc>| at.timestamp_micros().saturating_add(offset).div_euclid(every_us);
+    period(now) > period(since)
+}
+
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     #[tokio::test]
@@ -113,5 +131,36 @@ mod tests {
         let clock = Clock::manual(start);
         clock.set(start - Duration::hours(1));
         assert_eq!(clock.now(), start);
+    }
+
+    #[test]
+    fn each_key_gets_one_new_period_per_period_at_its_own_moment() {
+        let every = Duration::seconds(5);
+        let written = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        // Many keys all written at one moment, then looked at every 100 ms.
+        let mut due_in_tenth: Vec<usize> = vec![0; 60];
+        for key in 1..=10_000 {
+            let mut last = written;
+            let mut writes = 0;
+            for tenth in 1..=60 {
+                let now = written + Duration::milliseconds(100 * tenth);
+                if new_period(key, last, now, every) {
+                    due_in_tenth[tenth as usize - 1] += 1;
+                    last = now;
+                    writes += 1;
+                }
+            }
+            // Six seconds: one or two new periods, never one per look.
+            assert!((1..=2).contains(&writes), "key {key} written {writes} times");
+        }
+        // Spread over the first period: each tenth of a second gets about 1/50 of the keys.
+        let first_period = &due_in_tenth[..50];
+        assert_eq!(first_period.iter().sum::<usize>(), 10_000);
+        assert!(first_period.iter().all(|&n| (100..=320).contains(&n)), "{first_period:?}");
+        // Standing still, no period begins; with no period, one always has; with an endless
+        // one, never.
+        assert!(!new_period(7, written, written, every));
+        assert!(new_period(7, written, written, Duration::zero()));
+        assert!(!new_period(7, written, written + Duration::days(1), Duration::MAX));
     }
 }

@@ -20,7 +20,7 @@ use super::schema::{
     chargers as chargers_t, charging_sessions, connectors, meter_readings, revenue_entries, rfid_cards, stations, users,
 };
 use super::wallets::{self, Entry};
-use crate::billing;
+use crate::{billing, clock};
 
 /// The outcome of looking up an idTag, in OCPP's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,8 +391,8 @@ struct MeterUpdated {
 /// settled meanwhile is not moved, and a session whose totals are written answers no progress
 /// if it was.
 ///
-/// Both statements are kept prepared, so `conn` should plan every run (a connection from
-/// [`super::pool::build_batch_pool`]): see [`super::prepared`]. On another connection the
+/// Both statements are kept prepared, so `conn` should be one whose kept plans suit every batch
+/// (from [`super::pool::build_batch_pool`]): see [`super::prepared`]. On another connection the
 /// results are the same, and the plans may go stale.
 pub async fn record_meter_batch(
     conn: &mut AsyncPgConnection,
@@ -424,11 +424,10 @@ pub async fn record_meter_batch(
         .await?
     };
     // Sessions whose running totals this batch writes: those with no energy written yet
-    // (the first reading that moves the meter shows at once), and those whose totals are
-    // older than `totals_every`.
+    // (the first reading that moves the meter shows at once), and those whose totals are due.
     let due: HashSet<i64> = found
         .iter()
-        .filter(|session| session.energy_wh == 0 || now - session.updated_at >= totals_every)
+        .filter(|session| session.energy_wh == 0 || totals_due(session.id, session.updated_at, now, totals_every))
         .map(|session| session.id)
         .collect();
     let mut sessions: HashMap<i32, MeteredSession> =
@@ -714,6 +713,16 @@ pub async fn settle(
         Ok(Settlement::Settled { session_id, energy_wh, cost, meter_fault })
     })
     .await
+}
+
+/// Whether a session's running totals, last written at `written`, are due again at `now`: once
+/// in each period of `every`, at the session's own moment in it (see [`clock::new_period`]), so
+/// the totals of a fleet whose sessions started together are written evenly over the period,
+/// not all within the seconds the fleet took to start. In the benchmark, 19,000 sessions
+/// started within 2 s wrote their totals in bursts every 5 s, and every reading answered
+/// during a burst waited for it.
+fn totals_due(session_id: i64, written: DateTime<Utc>, now: DateTime<Utc>, every: chrono::Duration) -> bool {
+    clock::new_period(session_id, written, now, every)
 }
 
 /// The energy register of a session's latest stored reading (in the order they were stored)
