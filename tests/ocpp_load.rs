@@ -115,6 +115,34 @@ async fn last_seen_reaches_the_database_at_the_next_flush() {
 }
 
 #[actix_web::test]
+async fn a_fleet_that_connected_together_writes_its_last_seen_times_spread_over_the_period() {
+    let app = common::spawn_app_with(&[
+        ("KILOWATT_UNKNOWN_CHARGERS", "accept"),
+        ("KILOWATT_LAST_SEEN_FLUSH_SECONDS", "1"),
+        ("KILOWATT_DB_POOL_SIZE", "8"),
+    ])
+    .await;
+    let chargers = fleet(&app, "SP", 40).await;
+    let written_since = async |since: &str| {
+        count(&app, &format!("SELECT count(*) FROM chargers WHERE online AND last_seen_at >= '{since}'")).await
+    };
+    // Half a period after they connected, about half of them are due: each charger's time is
+    // written at its own moment in the period, not all in one flush.
+    app.clock.advance(ChronoDuration::seconds(15));
+    let since = sql_time(app.clock.now() - ChronoDuration::seconds(1));
+    join_all(chargers.iter().map(|charger| charger.heartbeat())).await;
+    assert!(eventually(async || written_since(&since).await > 0).await, "no last-seen time was written");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let written = written_since(&since).await;
+    assert!((5..=35).contains(&written), "{written} of 40 written half a period after connecting");
+    // A whole period later, every one of them is.
+    app.clock.advance(ChronoDuration::seconds(30));
+    let since = sql_time(app.clock.now() - ChronoDuration::seconds(1));
+    join_all(chargers.iter().map(|charger| charger.heartbeat())).await;
+    assert!(eventually(async || written_since(&since).await == 40).await, "not every last-seen time was written");
+}
+
+#[actix_web::test]
 async fn meter_values_from_fifty_chargers_are_stored_once_each_and_answered_only_after_commit() {
     // Sessions' running totals written at every reading, so each batch moves every session.
     let app = common::spawn_app_with(&[

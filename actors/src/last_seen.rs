@@ -2,10 +2,14 @@
 //! and close, written to `chargers` in batches rather than one statement per message.
 //!
 //! - [`LastSeen::seen`] (every message a charger sends, heartbeats above all) only updates an
-//!   in-memory map, charger → latest time; a task writes the whole map every flush interval in
+//!   in-memory map, charger → latest time; a task writes what is due every flush interval in
 //!   one statement (`UPDATE … FROM unnest(ids, times)`), so a heartbeat never waits on, nor
-//!   causes, a database write of its own. A time never moves last-seen backwards, and a row
-//!   already within [`GRANULARITY`] of it is left alone.
+//!   causes, a database write of its own. A time never moves last-seen backwards. Each charger's
+//!   time is written once every [`GRANULARITY`], at a moment of its own in that period
+//!   ([`crate::clock::new_period`]): a fleet that connected at once would otherwise rewrite
+//!   every row in the same flush, every period (19,000 rows in a quarter of a second of
+//!   PostgreSQL's time, which every charger's answers waited behind), and the chargers not due
+//!   are not sent at all.
 //! - [`LastSeen::connected`] and [`LastSeen::disconnected`] are awaited by the connection, and
 //!   group-committed: whatever opened or closed while the previous batch was being written goes
 //!   out in the next one (connections first, then disconnections, so a connection that opened
@@ -23,14 +27,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, oneshot};
 
+use crate::clock;
 use crate::store::chargers::{self, Presence};
 use crate::store::{DbPool, StoreError, pool};
 
 /// Most chargers per last-seen statement, so no statement holds row locks for long.
 const SEEN_CHUNK: usize = 4_000;
 
-/// A stored last-seen time this recent is not rewritten: last-seen is exact to this much, and
-/// a charger heard from every second costs one row write per this long, not one per flush.
+/// How often each charger's last-seen time is written: last-seen is exact to this much (plus
+/// the flush interval), and a charger heard from every second costs one row write per this
+/// long, not one per flush.
 pub const GRANULARITY: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Why a presence change was not written.
@@ -56,6 +62,8 @@ struct Changes {
 struct Inner {
     pool: DbPool,
     seen: Mutex<HashMap<i64, DateTime<Utc>>>,
+    /// The last-seen time last written for each charger (by a flush, or as it connected).
+    written: Mutex<HashMap<i64, DateTime<Utc>>>,
     changes: Mutex<Changes>,
     wake: Arc<Notify>,
 }
@@ -86,6 +94,7 @@ impl LastSeen {
         let inner = Arc::new(Inner {
             pool,
             seen: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
             changes: Mutex::new(Changes::default()),
             wake: wake.clone(),
         });
@@ -108,9 +117,9 @@ impl LastSeen {
         lock(&self.inner.seen).len()
     }
 
-    /// Writes every pending last-seen time now; answers how many rows moved forward.
+    /// Writes every pending last-seen time now, due or not; answers how many rows moved forward.
     pub async fn flush(&self) -> Result<usize, PresenceError> {
-        flush_seen(&self.inner).await
+        flush_seen(&self.inner, Due::All).await
     }
 
     /// Marks the charger online for the connection opened at `presence.connected_at`;
@@ -139,27 +148,56 @@ async fn flush_periodically(inner: Weak<Inner>, every: Duration) {
     loop {
         ticks.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        if let Err(error) = flush_seen(&inner).await {
+        if let Err(error) = flush_seen(&inner, Due::ThisPeriod).await {
             tracing::warn!(%error, "could not write last-seen times; keeping them for the next flush");
         }
     }
 }
 
-async fn flush_seen(inner: &Inner) -> Result<usize, PresenceError> {
-    let batch = mem::take(&mut *lock(&inner.seen));
-    if batch.is_empty() {
+/// Which pending last-seen times a flush writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Those whose charger's period has turned since its time was last written.
+    ThisPeriod,
+    /// All of them.
+    All,
+}
+
+/// Takes the pending times a flush writes out of the map; the others wait for a later flush.
+fn take_due(inner: &Inner, due: Due) -> Vec<(i64, DateTime<Utc>)> {
+    let mut seen = lock(&inner.seen);
+    if due == Due::All {
+        return mem::take(&mut *seen).into_iter().collect();
+    }
+    let written = lock(&inner.written);
+    let mut rows = Vec::new();
+    seen.retain(|&id, &mut at| {
+        let due = written.get(&id).is_none_or(|&last| clock::new_period(id, last, at, GRANULARITY));
+        if due {
+            rows.push((id, at));
+        }
+        !due
+    });
+    rows
+}
+
+async fn flush_seen(inner: &Inner, due: Due) -> Result<usize, PresenceError> {
+    let rows = take_due(inner, due);
+    if rows.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<(i64, DateTime<Utc>)> = batch.into_iter().collect();
     let mut written = 0;
     for (index, chunk) in rows.chunks(SEEN_CHUNK).enumerate() {
         let result = async {
             let mut conn = pool::connection(&inner.pool).await?;
-            chargers::touch_last_seen(&mut conn, chunk, GRANULARITY).await
+            chargers::touch_last_seen(&mut conn, chunk, chrono::Duration::zero()).await
         }
         .await;
         match result {
-            Ok(changed) => written += changed,
+            Ok(changed) => {
+                written += changed;
+                lock(&inner.written).extend(chunk.iter().copied());
+            }
             Err(error) => {
                 // Put back what was not written, unless a newer time arrived meanwhile.
                 let mut seen = lock(&inner.seen);
@@ -186,14 +224,14 @@ async fn write_changes(inner: Weak<Inner>, wake: Arc<Notify>) {
             if opened.is_empty() && closed.is_empty() {
                 break;
             }
-            write_batch(&inner.pool, opened, closed).await;
+            write_batch(&inner, opened, closed).await;
         }
     }
 }
 
-async fn write_batch(pool: &DbPool, opened: Vec<Opened>, closed: Vec<Closed>) {
+async fn write_batch(inner: &Inner, opened: Vec<Opened>, closed: Vec<Closed>) {
     metrics::histogram!("charger_presence_batch_size").record((opened.len() + closed.len()) as f64);
-    let mut conn = match pool::connection(pool).await {
+    let mut conn = match pool::connection(&inner.pool).await {
         Ok(conn) => conn,
         Err(error) => {
             let error = PresenceError::from(error);
@@ -208,6 +246,10 @@ async fn write_batch(pool: &DbPool, opened: Vec<Opened>, closed: Vec<Closed>) {
     };
     let presences: Vec<Presence> = opened.iter().map(|(p, _)| *p).collect();
     let result = chargers::mark_connected(&mut conn, &presences).await.map_err(PresenceError::from);
+    if result.is_ok() {
+        // Connecting wrote last-seen too: the charger's next write comes at its own moment.
+        lock(&inner.written).extend(presences.iter().map(|p| (p.charger_id, p.seen_at)));
+    }
     for (_, reply) in opened {
         let _ = reply.send(result.clone());
     }
