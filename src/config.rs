@@ -256,6 +256,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP worker threads (`KILOWATT_WORKERS`; 0 means one per core).
     pub workers: usize,
+    /// Threads serving chargers' OCPP sockets (`KILOWATT_OCPP_WORKERS`; 0 means half the cores,
+    /// at least one).
+    pub ocpp_workers: usize,
     /// How long shutdown waits for in-flight work (`KILOWATT_SHUTDOWN_TIMEOUT_SECONDS`).
     pub shutdown_timeout: Duration,
     /// Key for signing QR check-in codes and CSRF tokens (`KILOWATT_SECRET_KEY`).
@@ -586,6 +589,7 @@ impl Config {
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
             )?,
             workers: s.bounded("KILOWATT_WORKERS", 0, 0, 256, "threads")? as usize,
+            ocpp_workers: s.bounded("KILOWATT_OCPP_WORKERS", 0, 0, 256, "threads")? as usize,
             shutdown_timeout: s.seconds("KILOWATT_SHUTDOWN_TIMEOUT_SECONDS", 30, 0, 3600)?,
             secret_key: Secret::new(secret_key),
             support_email: s.string("KILOWATT_SUPPORT_EMAIL", "support@kilowatt.local"),
