@@ -631,7 +631,8 @@ async fn slot_monitoring_counts_exactly_the_owners_bookings() {
     assert_eq!(live["slots"][0]["graceTimeRemaining"], 25 * 60);
 
     // The rival sees only their own; nobody sees the other's station; drivers see nothing.
-    // (Their driver never came either: a no-show by now.)
+    // (Their driver never came either: a no-show by now, once its timer has run.)
+    reaches(&app, other, "expired").await;
     let r = dashboard(&rival, "?timeRange=7d&status=expired").await;
     assert_eq!(r["counts"]["bookings"], 1);
     assert_eq!(r["counts"]["noShows"], 1);
