@@ -86,7 +86,7 @@ impl Drop for WriterThread {
 /// resumed as soon as PostgreSQL answers.
 async fn start_writers(
     writer_pool: kilowatt_actors::store::DbPool,
-    meter_pool: kilowatt_actors::store::DbPool,
+    meter_pools: kilowatt_actors::meter_writer::PoolFactory,
     last_seen_flush: std::time::Duration,
     session_totals_every: std::time::Duration,
     registry: actix::Addr<Registry>,
@@ -98,7 +98,7 @@ async fn start_writers(
         let _ = sender.send((
             ChargerWriters::start(
                 writer_pool,
-                meter_pool,
+                meter_pools,
                 chrono::Duration::from_std(session_totals_every).unwrap_or(chrono::Duration::MAX),
                 registry,
             ),
@@ -176,14 +176,16 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     )?;
     // The meter writer's batches run on connections whose kept statements keep plans that suit
     // every batch, so they need no transaction to say so: two round trips a batch, not six (see
-    // `record_meter_batch`).
-    let meter_pool = pool::build_batch_pool(
-        config.database_url.expose(),
-        PoolSettings { max_size: kilowatt_actors::charger::METER_CONNECTIONS, timeout: config.db_timeout },
-    )?;
+    // `record_meter_batch`). Each thread serving chargers has a pool of them (see `MeterWriter`).
+    let meter_pools: kilowatt_actors::meter_writer::PoolFactory = {
+        let (url, timeout) = (config.database_url.expose().to_owned(), config.db_timeout);
+        Arc::new(move || {
+            pool::build_batch_pool(&url, PoolSettings { max_size: kilowatt_actors::charger::METER_CONNECTIONS, timeout })
+        })
+    };
     let (writer_thread, writes, last_seen) = start_writers(
         writer_pool,
-        meter_pool,
+        meter_pools,
         config.ocpp.last_seen_flush,
         config.ocpp.session_totals_every,
         registry.clone(),

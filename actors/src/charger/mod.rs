@@ -36,7 +36,7 @@ use self::transactions::{TransactionWriter, start_transaction_writer};
 use crate::bus::{Bus, charger_topic};
 use crate::clock::Clock;
 use crate::last_seen::LastSeen;
-use crate::meter_writer::{BatchFuture, GroupCommit, MeterWriter, start_meter_writer};
+use crate::meter_writer::{BatchFuture, GroupCommit, MeterWriter, PoolFactory, start_meter_writer};
 use crate::ocpp::messages::TriggerMessageRequest;
 use crate::ocpp::{
     CallError, CentralSystemRequest, CentralSystemResponse, ChargePointRequest, Disposition, ErrorCode, Frame,
@@ -117,19 +117,20 @@ const WRITERS_PER_KIND: usize = 2;
 /// transaction writer's, and one for the presence batcher ([`crate::last_seen`]).
 pub const WRITER_CONNECTIONS: usize = 3 * WRITERS_PER_KIND + transactions::TRANSACTION_WRITERS + 1;
 
-/// Connections of the meter writer's pool, one for each batch in flight. The pool should be
-/// built with [`crate::store::pool::build_batch_pool`], so that its kept statements keep plans
-/// that suit every batch (see [`crate::store::sessions::record_meter_batch`]).
+/// Connections of each thread's meter writer pool, one for each batch in flight (see
+/// [`MeterWriter`]). The pool should be built with [`crate::store::pool::build_batch_pool`], so
+/// that its kept statements keep plans that suit every batch (see
+/// [`crate::store::sessions::record_meter_batch`]).
 pub const METER_CONNECTIONS: usize = crate::meter_writer::METER_WRITERS;
 
 impl ChargerWriters {
     /// Starts the writers on the current runtime, on connections from `pool` (the meter
-    /// writer's from `meter_pool`); sessions' running totals are written at most every
+    /// writer's on each charger thread, from a pool `meter_pools` builds); sessions' running totals are written at most every
     /// `session_totals_every`, and the sessions' actors hear of their readings through
     /// `registry` (see [`MeterWriter`]).
     pub fn start(
         pool: DbPool,
-        meter_pool: DbPool,
+        meter_pools: PoolFactory,
         session_totals_every: chrono::Duration,
         registry: Addr<Registry>,
     ) -> Self {
@@ -137,7 +138,7 @@ impl ChargerWriters {
             identities: GroupCommit::start("identities", pool.clone(), WRITERS_PER_KIND, find_identities),
             boots: GroupCommit::start("boots", pool.clone(), WRITERS_PER_KIND, write_boots),
             statuses: GroupCommit::start("statuses", pool.clone(), WRITERS_PER_KIND, write_statuses),
-            meters: start_meter_writer(meter_pool, session_totals_every, registry),
+            meters: start_meter_writer(meter_pools, session_totals_every, registry),
             transactions: start_transaction_writer(pool),
         }
     }
