@@ -180,7 +180,10 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     let meter_pools: kilowatt_actors::meter_writer::PoolFactory = {
         let (url, timeout) = (config.database_url.expose().to_owned(), config.db_timeout);
         Arc::new(move || {
-            pool::build_batch_pool(&url, PoolSettings { max_size: kilowatt_actors::charger::METER_CONNECTIONS, timeout })
+            pool::build_batch_pool(
+                &url,
+                PoolSettings { max_size: kilowatt_actors::charger::METER_CONNECTIONS, timeout },
+            )
         })
     };
     let (writer_thread, writes, last_seen) = start_writers(

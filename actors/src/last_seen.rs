@@ -25,9 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use crate::clock;
+use crate::reply::{self, Reply};
 use crate::store::chargers::{self, Presence};
 use crate::store::{DbPool, StoreError, pool};
 
@@ -50,8 +51,8 @@ impl From<StoreError> for PresenceError {
     }
 }
 
-type Opened = (Presence, oneshot::Sender<Result<(), PresenceError>>);
-type Closed = (Presence, oneshot::Sender<Result<bool, PresenceError>>);
+type Opened = (Presence, Reply<Result<(), PresenceError>>);
+type Closed = (Presence, Reply<Result<bool, PresenceError>>);
 
 #[derive(Default)]
 struct Changes {
@@ -125,7 +126,7 @@ impl LastSeen {
     /// Marks the charger online for the connection opened at `presence.connected_at`;
     /// resolves once that is committed.
     pub async fn connected(&self, presence: Presence) -> Result<(), PresenceError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = reply::channel();
         lock(&self.inner.changes).opened.push((presence, reply));
         self.inner.wake.notify_one();
         answer.await.unwrap_or_else(|_| Err(PresenceError("the presence writer stopped".into())))
@@ -134,7 +135,7 @@ impl LastSeen {
     /// Marks the charger offline unless a newer connection took over; resolves once that is
     /// committed, with whether it did.
     pub async fn disconnected(&self, presence: Presence) -> Result<bool, PresenceError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = reply::channel();
         lock(&self.inner.changes).closed.push((presence, reply));
         self.inner.wake.notify_one();
         answer.await.unwrap_or_else(|_| Err(PresenceError("the presence writer stopped".into())))
@@ -235,12 +236,8 @@ async fn write_batch(inner: &Inner, opened: Vec<Opened>, closed: Vec<Closed>) {
         Ok(conn) => conn,
         Err(error) => {
             let error = PresenceError::from(error);
-            for (_, reply) in opened {
-                let _ = reply.send(Err(error.clone()));
-            }
-            for (_, reply) in closed {
-                let _ = reply.send(Err(error.clone()));
-            }
+            reply::answer_all(opened.into_iter().map(|(_, reply)| (reply, Err(error.clone()))));
+            reply::answer_all(closed.into_iter().map(|(_, reply)| (reply, Err(error.clone()))));
             return;
         }
     };
@@ -250,22 +247,18 @@ async fn write_batch(inner: &Inner, opened: Vec<Opened>, closed: Vec<Closed>) {
         // Connecting wrote last-seen too: the charger's next write comes at its own moment.
         lock(&inner.written).extend(presences.iter().map(|p| (p.charger_id, p.seen_at)));
     }
-    for (_, reply) in opened {
-        let _ = reply.send(result.clone());
-    }
+    reply::answer_all(opened.into_iter().map(|(_, reply)| (reply, result.clone())));
     let presences: Vec<Presence> = closed.iter().map(|(p, _)| *p).collect();
     match chargers::mark_disconnected(&mut conn, &presences).await {
         Ok(offline) => {
             let offline: HashSet<i64> = offline.into_iter().collect();
-            for (presence, reply) in closed {
-                let _ = reply.send(Ok(offline.contains(&presence.charger_id)));
-            }
+            reply::answer_all(
+                closed.into_iter().map(|(presence, reply)| (reply, Ok(offline.contains(&presence.charger_id)))),
+            );
         }
         Err(error) => {
             let error = PresenceError::from(error);
-            for (_, reply) in closed {
-                let _ = reply.send(Err(error.clone()));
-            }
+            reply::answer_all(closed.into_iter().map(|(_, reply)| (reply, Err(error.clone()))));
         }
     }
 }

@@ -16,5 +16,6 @@ pub mod ocpp;
 pub mod outbox;
 pub mod queue;
 pub mod registry;
+pub mod reply;
 pub mod session;
 pub mod store;

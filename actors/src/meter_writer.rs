@@ -9,7 +9,9 @@
 //! arrives meanwhile goes into the next one (up to [`MAX_BATCH`]). A lone write goes out at
 //! once (no added delay when the system is quiet); under load one commit covers hundreds of
 //! writes. A batch that fails is retried one write at a time, so one bad write cannot fail
-//! the others.
+//! the others. Callers are answered on their own threads, one message per batch and thread
+//! ([`crate::reply`]); the meter writer runs on each thread that serves chargers
+//! ([`MeterWriter`]), so its answers do not cross threads at all.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -17,15 +19,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::ThreadId;
 use std::time::Instant;
 
 use actix::Addr;
-use actix_rt::ArbiterHandle;
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::registry::{NotifySession, NotifySessions, Registry};
+use crate::reply::{self, Reply};
 use crate::session::SessionEvent;
 use crate::store::sessions::{self, MeterInput, Progress};
 use crate::store::{AsyncPgConnection, DbPool, StoreError, pool};
@@ -69,14 +70,7 @@ pub type CommittedFn<I, O> = Rc<dyn Fn(&[I], &[O])>;
 struct Job<I, O> {
     input: I,
     queued_at: Instant,
-    reply: Reply<O>,
-}
-
-/// Where a write's answer goes: the caller's channel, and the caller's thread if it runs an
-/// arbiter (see [`answer`]).
-struct Reply<O> {
-    sender: oneshot::Sender<Answer<O>>,
-    caller: Option<(ThreadId, ArbiterHandle)>,
+    reply: Reply<Answer<O>>,
 }
 
 /// A write's outcome and when the writer sent it.
@@ -135,9 +129,8 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
     /// writer answered: the answer crosses from the writers' thread to the caller's, and this is
     /// what that costs under load.
     pub async fn submit(&self, input: I) -> Result<O, WriteError> {
-        let (sender, answer) = oneshot::channel();
-        let caller = actix_rt::Arbiter::try_current().map(|arbiter| (std::thread::current().id(), arbiter));
-        let job = Job { input, queued_at: Instant::now(), reply: Reply { sender, caller } };
+        let (reply, answer) = reply::channel();
+        let job = Job { input, queued_at: Instant::now(), reply };
         self.sender.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => WriteError::Busy,
             mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
@@ -246,38 +239,10 @@ async fn write_batch<I, O: Send + 'static>(batches: &Batches<I, O>, jobs: Vec<Jo
     metrics::histogram!("db_batch_duration_seconds", "writer" => name).record(started.elapsed().as_secs_f64());
 }
 
-/// Answers callers, each on its own thread: one message to each caller thread's arbiter for the
-/// whole batch, which answers its callers there.
-///
-/// Waking each caller straight from the writer's thread queued each of them as a wake-up from
-/// another thread, and a busy runtime takes those only once in 31 tasks (tokio's
-/// `global_queue_interval`) while it has tasks of its own: on a two-core machine whose one
-/// charger thread was never idle at 10,000 MeterValues a second, a charger's task resumed 2.5 s
-/// (median) after its batch was committed. One wake-up per batch and thread is taken within 31
-/// tasks, and the answers it sends wake their callers as the thread's own tasks. A caller on the
-/// writer's own thread, or on a thread without an arbiter, is answered directly.
-fn answer<O: Send + 'static>(answers: impl Iterator<Item = (Reply<O>, Result<O, WriteError>)>) {
+/// Answers a batch's callers, each on its own thread (see [`crate::reply`]).
+fn answer<O: Send + 'static>(answers: impl Iterator<Item = (Reply<Answer<O>>, Result<O, WriteError>)>) {
     let answered_at = Instant::now();
-    let here = std::thread::current().id();
-    let mut by_thread: Vec<(ThreadId, ArbiterHandle, Vec<(oneshot::Sender<Answer<O>>, Answer<O>)>)> = Vec::new();
-    for (Reply { sender, caller }, outcome) in answers {
-        let Some((thread, arbiter)) = caller.filter(|(thread, _)| *thread != here) else {
-            let _ = sender.send((outcome, answered_at));
-            continue;
-        };
-        match by_thread.iter_mut().find(|(id, ..)| *id == thread) {
-            Some((.., answers)) => answers.push((sender, (outcome, answered_at))),
-            None => by_thread.push((thread, arbiter, vec![(sender, (outcome, answered_at))])),
-        }
-    }
-    for (_, arbiter, answers) in by_thread {
-        // An arbiter that stopped drops the answers: its callers hear that the writer stopped.
-        arbiter.spawn_fn(move || {
-            for (sender, answer) in answers {
-                let _ = sender.send(answer);
-            }
-        });
-    }
+    reply::answer_all(answers.map(|(reply, outcome)| (reply, (outcome, answered_at))));
 }
 
 /// One MeterValues' readings, when they were received, and how often its session's running
