@@ -262,9 +262,12 @@ pub type PoolFactory = Arc<dyn Fn() -> Result<DbPool, StoreError> + Send + Sync>
 /// Every thread that serves chargers has a writer of its own, started there at its first
 /// MeterValues, with a pool of its own ([`METER_WRITERS`] connections): a batch is collected,
 /// written and answered on the thread whose chargers sent it, and PostgreSQL's answers are read
-/// there too. On a writer thread shared by every charger thread, each answer woke the charger's
-/// thread from another thread, a system call per MeterValues (20,000 a second), and every
-/// MeterValues passed through two more run queues on its way back.
+/// there too, so no answer crosses threads. On a writer thread shared by every charger thread,
+/// each answer was a wake-up from another thread, which a busy charger thread takes only once
+/// in 31 tasks (see [`crate::reply`]): on a slow two-core machine at 10,000 MeterValues a
+/// second, chargers resumed 2.5 s after their batch instead of 0.5–1 ms. The price is that the
+/// batch's round trips to PostgreSQL wait behind the charger thread's ready tasks, so a run whose
+/// batches turn slow stays slow for a while (BENCHMARKS.md, run C4).
 ///
 /// The sessions' actors hear of their readings from the writer, one message to the registry for
 /// a whole batch: a message from each charger's task for each reading woke the registry's
@@ -332,7 +335,7 @@ impl MeterWriter {
 /// instead of 23–32).
 pub const METER_WRITERS: usize = 2;
 
-/// The meter writer: each thread's writes its batches on a pool from `pools` (which should
+/// The meter writer: each thread's writer writes its batches on a pool from `pools` (which should
 /// build it with [`crate::store::pool::build_batch_pool`] and [`METER_WRITERS`] connections);
 /// sessions' running totals are written at most every `totals_every`, and where each batch
 /// moved its sessions is told to their actors through `registry`.
