@@ -126,8 +126,8 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
     /// Queues one write; resolves with its output once its batch is committed.
     ///
     /// `db_write_resume_seconds{writer}` records how long the caller took to resume after the
-    /// writer answered: the answer crosses from the writers' thread to the caller's, and this is
-    /// what that costs under load.
+    /// writer answered: how long the caller's thread took to run it again, which under load is
+    /// that thread's queue of ready tasks (see [`crate::reply`]).
     pub async fn submit(&self, input: I) -> Result<O, WriteError> {
         let (reply, answer) = reply::channel();
         let job = Job { input, queued_at: Instant::now(), reply };

@@ -27,13 +27,6 @@ pub fn channel<T>() -> (Reply<T>, oneshot::Receiver<T>) {
     (Reply { sender, caller }, receiver)
 }
 
-impl<T: Send + 'static> Reply<T> {
-    /// Answers this one caller (see [`answer_all`]).
-    pub fn send(self, answer: T) {
-        answer_all([(self, answer)]);
-    }
-}
-
 /// One caller thread's arbiter and the answers it sends there.
 type ThreadAnswers<T> = (ThreadId, ArbiterHandle, Vec<(oneshot::Sender<T>, T)>);
 

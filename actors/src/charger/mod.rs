@@ -125,9 +125,9 @@ pub const METER_CONNECTIONS: usize = crate::meter_writer::METER_WRITERS;
 
 impl ChargerWriters {
     /// Starts the writers on the current runtime, on connections from `pool` (the meter
-    /// writer's on each charger thread, from a pool `meter_pools` builds); sessions' running totals are written at most every
-    /// `session_totals_every`, and the sessions' actors hear of their readings through
-    /// `registry` (see [`MeterWriter`]).
+    /// writer's on each charger thread, from a pool `meter_pools` builds); sessions' running
+    /// totals are written at most every `session_totals_every`, and the sessions' actors hear of
+    /// their readings through `registry` (see [`MeterWriter`]).
     pub fn start(
         pool: DbPool,
         meter_pools: PoolFactory,
