@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::registry::{NotifySession, NotifySessions, Registry};
 use crate::reply::{self, Reply};
 use crate::session::SessionEvent;
-use crate::store::sessions::{self, MeterInput, Progress};
+use crate::store::meters::{self, MeterInput, MeterSessions, Progress};
 use crate::store::{AsyncPgConnection, DbPool, StoreError, pool};
 
 /// Most writes in one batch.
@@ -62,6 +62,17 @@ pub type BatchFuture<'a, O> = Pin<Box<dyn Future<Output = Result<Vec<O>, StoreEr
 
 /// Writes a batch of inputs on one connection (in one transaction where it needs one).
 pub type BatchFn<I, O> = for<'a> fn(&'a mut AsyncPgConnection, &'a [I]) -> BatchFuture<'a, O>;
+
+/// A [`BatchFn`] that may keep state of its own between batches (on the writer's thread).
+pub type BatchWriter<I, O> = Rc<dyn for<'a> Fn(&'a mut AsyncPgConnection, &'a [I]) -> BatchFuture<'a, O>>;
+
+/// A closure as a [`BatchWriter`] (naming the bound lets the compiler see its signature).
+pub fn batch_writer<I, O, F>(write: F) -> BatchWriter<I, O>
+where
+    F: for<'a> Fn(&'a mut AsyncPgConnection, &'a [I]) -> BatchFuture<'a, O> + 'static,
+{
+    Rc::new(write)
+}
 
 /// Told of every committed batch's inputs and outputs, on the writer's thread, before the
 /// callers are answered: work that follows every write of a kind is then done once a batch.
@@ -105,7 +116,7 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         max_batch: usize,
         write: BatchFn<I, O>,
     ) -> Self {
-        Self::start_observed(name, pool, writers, max_batch, write, None)
+        Self::start_observed(name, pool, writers, max_batch, Rc::new(write), None)
     }
 
     /// As [`GroupCommit::start_with_batch`], telling `committed` of every committed batch.
@@ -114,7 +125,7 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         pool: DbPool,
         writers: usize,
         max_batch: usize,
-        write: BatchFn<I, O>,
+        write: BatchWriter<I, O>,
         committed: Option<CommittedFn<I, O>>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
@@ -146,13 +157,18 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
 struct Batches<I, O> {
     name: &'static str,
     pool: DbPool,
-    write: BatchFn<I, O>,
+    write: BatchWriter<I, O>,
     committed: Option<CommittedFn<I, O>>,
 }
 
 impl<I, O> Clone for Batches<I, O> {
     fn clone(&self) -> Self {
-        Batches { name: self.name, pool: self.pool.clone(), write: self.write, committed: self.committed.clone() }
+        Batches {
+            name: self.name,
+            pool: self.pool.clone(),
+            write: self.write.clone(),
+            committed: self.committed.clone(),
+        }
     }
 }
 
@@ -186,7 +202,7 @@ async fn collect_batches<I: 'static, O: Send + 'static>(
 }
 
 async fn write_batch<I, O: Send + 'static>(batches: &Batches<I, O>, jobs: Vec<Job<I, O>>) {
-    let Batches { name, ref pool, write, .. } = *batches;
+    let Batches { name, ref pool, ref write, .. } = *batches;
     let started = Instant::now();
     let size = jobs.len();
     // How far behind the writer is: the wait of the batch's oldest write.
@@ -246,7 +262,7 @@ fn answer<O: Send + 'static>(answers: impl Iterator<Item = (Reply<Answer<O>>, Re
 }
 
 /// One MeterValues' readings, when they were received, and how often its session's running
-/// totals are written (see [`sessions::record_meter_batch`]).
+/// totals are written (see [`meters::record_meter_batch`]).
 pub struct MeterWrite {
     input: MeterInput,
     received_at: DateTime<Utc>,
@@ -310,17 +326,13 @@ impl MeterWriter {
                 return Ok(commit.clone());
             }
             let pool = (shared.pools)()?;
+            let sessions = Rc::new(RefCell::new(MeterSessions::default()));
+            let write = batch_writer(move |conn, writes| write_meter_values(conn, writes, sessions.clone()));
             let registry = shared.registry.clone();
             let committed: CommittedFn<MeterWrite, Option<Progress>> =
                 Rc::new(move |writes, outputs| notify_sessions(&registry, writes, outputs));
-            let commit = GroupCommit::start_observed(
-                "meter_values",
-                pool,
-                METER_WRITERS,
-                MAX_BATCH,
-                write_meter_values,
-                Some(committed),
-            );
+            let commit =
+                GroupCommit::start_observed("meter_values", pool, METER_WRITERS, MAX_BATCH, write, Some(committed));
             writers.push((shared.id, commit.clone()));
             Ok(commit)
         })
@@ -370,12 +382,13 @@ fn notify_sessions(registry: &Addr<Registry>, writes: &[MeterWrite], outputs: &[
 fn write_meter_values<'a>(
     conn: &'a mut AsyncPgConnection,
     writes: &'a [MeterWrite],
+    sessions: Rc<RefCell<MeterSessions>>,
 ) -> BatchFuture<'a, Option<Progress>> {
     Box::pin(async move {
         // One receipt time for the batch: the latest of its readings'.
         let now = writes.iter().map(|write| write.received_at).max().unwrap_or_else(Utc::now);
         let totals_every = writes.iter().map(|write| write.totals_every).min().unwrap_or_else(chrono::Duration::zero);
         let inputs: Vec<&MeterInput> = writes.iter().map(|write| &write.input).collect();
-        sessions::record_meter_batch(conn, &inputs, now, totals_every).await
+        meters::record_meter_batch(conn, &inputs, &sessions, now, totals_every).await
     })
 }

@@ -26,9 +26,8 @@ use crate::ocpp::{
 use crate::registry::{ConnectorFreed, NotifyChargerSessions, NotifySession};
 use crate::session::SessionEvent;
 use crate::store::chargers::{self, BootReport, StatusReport};
-use crate::store::sessions::{
-    self, IdTagDecision, MeterInput, MeterSample, Settlement, StartInput, StopInput, StopOutcome,
-};
+use crate::store::meters::{self, MeterInput, MeterSample};
+use crate::store::sessions::{IdTagDecision, Settlement, StartInput, StopInput, StopOutcome};
 use crate::store::{AsyncPgConnection, StoreError, pool};
 
 /// What one connection knows about its charger.
@@ -334,7 +333,7 @@ async fn record_meter_values(
     now: DateTime<Utc>,
 ) -> Result<(), CallError> {
     let sampled_at = values.iter().map(|v| v.timestamp).max().unwrap_or(now);
-    let (samples, sample_count) = sessions::samples_json(values.iter().flat_map(|value| {
+    let (samples, sample_count) = meters::samples_json(values.iter().flat_map(|value| {
         value.sampled_value.iter().map(move |sample| MeterSample {
             sampled_at: (value.timestamp != sampled_at).then_some(value.timestamp),
             measurand: sample.measurand_or_default().as_str(),

@@ -120,7 +120,7 @@ pub const WRITER_CONNECTIONS: usize = 3 * WRITERS_PER_KIND + transactions::TRANS
 /// Connections of each thread's meter writer pool, one for each batch in flight (see
 /// [`MeterWriter`]). The pool should be built with [`crate::store::pool::build_batch_pool`], so
 /// that its kept statements keep plans that suit every batch (see
-/// [`crate::store::sessions::record_meter_batch`]).
+/// [`crate::store::meters::record_meter_batch`]).
 pub const METER_CONNECTIONS: usize = crate::meter_writer::METER_WRITERS;
 
 impl ChargerWriters {

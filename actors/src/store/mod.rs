@@ -8,6 +8,7 @@ pub mod chargers;
 pub mod database;
 pub mod live_sessions;
 pub mod logins;
+pub mod meters;
 pub mod models;
 pub mod notifications;
 pub mod ocpp_log;

@@ -1,26 +1,21 @@
-//! Queries on `charging_sessions` and `meter_readings`: authorizing id tags, starting
-//! transactions (a retransmitted StartTransaction maps onto the transaction it created),
-//! recording meter values (many chargers' at once, committed in one statement), and settling a
-//! session exactly once — closing it, debiting the wallet and recording the owner's revenue in
-//! one database transaction.
-
-use std::collections::{HashMap, HashSet};
+//! Queries on `charging_sessions`: authorizing id tags, starting transactions (a retransmitted
+//! StartTransaction maps onto the transaction it created), and settling a session exactly once
+//! — closing it at its latest stored reading, debiting the wallet and recording the owner's
+//! revenue in one database transaction. Meter readings are stored by [`super::meters`].
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Numeric, SmallInt, Text, Timestamptz};
+use diesel::sql_types::Integer;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use super::StoreError;
 use super::chargers;
-use super::prepared::KeepPrepared;
 use super::schema::{
     chargers as chargers_t, charging_sessions, connectors, meter_readings, revenue_entries, rfid_cards, stations, users,
 };
 use super::wallets::{self, Entry};
-use crate::{billing, clock};
+use crate::billing;
 
 /// The outcome of looking up an idTag, in OCPP's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,310 +243,6 @@ pub async fn record_start(
     Ok(StartOutcome { session_id, transaction_id, decision, retransmission: false, superseded })
 }
 
-/// One sampled value as `meter_readings.samples` keeps it: an element of the reading's JSON
-/// array, absent fields left out (the `meter_values` view reads them back as NULL).
-#[derive(Debug, Clone, Serialize)]
-pub struct MeterSample<'a> {
-    /// When it was sampled, if not at the reading's `sampled_at` (most MeterValues carry one
-    /// timestamp for all their values, so it is stored once).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sampled_at: Option<DateTime<Utc>>,
-    /// Measurand (default Energy.Active.Import.Register).
-    pub measurand: &'a str,
-    /// Phase, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<&'a str>,
-    /// Unit as sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<&'a str>,
-    /// Context as sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<&'a str>,
-    /// Location as sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<&'a str>,
-    /// Format as sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub format: Option<&'a str>,
-    /// The value as sent.
-    pub raw_value: &'a str,
-    /// Normalised to the base unit, when readable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Decimal>,
-}
-
-/// Sampled values as the JSON array one `meter_readings` row stores, and how many there are.
-pub fn samples_json<'a>(
-    samples: impl IntoIterator<Item = MeterSample<'a>>,
-) -> Result<(String, usize), serde_json::Error> {
-    let samples: Vec<MeterSample<'a>> = samples.into_iter().collect();
-    Ok((serde_json::to_string(&samples)?, samples.len()))
-}
-
-/// Where the meter of a session stands after new readings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
-    /// The session.
-    pub session_id: i64,
-    /// Energy delivered so far, Wh.
-    pub energy_wh: i64,
-    /// Latest power, W.
-    pub power_w: Option<i64>,
-    /// Latest state of charge, %.
-    pub soc_percent: Option<i16>,
-    /// Running cost, INR.
-    pub cost: Decimal,
-}
-
-/// Readings from one MeterValues (or a StopTransaction's transactionData).
-#[derive(Debug, Clone)]
-pub struct MeterInput {
-    /// The charger's row.
-    pub charger_id: i64,
-    /// Connector number.
-    pub connector_number: i32,
-    /// The transaction they belong to, if any.
-    pub transaction_id: Option<i32>,
-    /// Every sampled value, as a JSON array of [`MeterSample`] (see [`samples_json`]).
-    pub samples: String,
-    /// How many sampled values `samples` holds; a reading without any is not stored.
-    pub sample_count: usize,
-    /// The latest timestamp among them.
-    pub sampled_at: DateTime<Utc>,
-    /// The energy register, Wh, if the readings had one.
-    pub energy_register_wh: Option<i64>,
-    /// Active import power, W.
-    pub power_w: Option<i64>,
-    /// State of charge, %.
-    pub soc_percent: Option<i16>,
-}
-
-/// What the meter path needs of a session: ID, charger, status, meter start, price, whether
-/// the connector's meter is trusted, its running totals as last written, and when that was.
-#[derive(QueryableByName)]
-struct MeteredSession {
-    #[diesel(sql_type = Integer)]
-    transaction_id: i32,
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    charger_id: i64,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    meter_start_wh: Option<i64>,
-    #[diesel(sql_type = Numeric)]
-    price_per_kwh: Decimal,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    metered: bool,
-    #[diesel(sql_type = BigInt)]
-    energy_wh: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    meter_last_wh: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    power_w: Option<i64>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    soc_percent: Option<i16>,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: DateTime<Utc>,
-}
-
-/// Where a batch moves one session's meter.
-#[derive(Debug, Default)]
-struct MeterMove {
-    energy_wh: i64,
-    meter_last_wh: Option<i64>,
-    cost: Decimal,
-    power_w: Option<i64>,
-    soc_percent: Option<i16>,
-}
-
-#[derive(QueryableByName)]
-struct MeterUpdated {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    power_w: Option<i64>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    soc_percent: Option<i16>,
-}
-
-/// Stores the readings of many MeterValues (from any chargers) and answers, in input order,
-/// where each reading left its session (`None` for a reading of no active session). Two
-/// statements, two round trips: a SELECT of the readings' sessions, then ONE statement that
-/// inserts the readings and updates the sessions whose running totals are due, so both are
-/// committed together or not at all, without a transaction's BEGIN and COMMIT around them.
-///
-/// Every reading is stored, with its energy register, before the batch answers. A session's
-/// running totals (energy, meter, cost, power, state of charge) are written with the first
-/// reading that moves its meter, and then when `totals_every` has passed since they were last
-/// written: a charger sending readings every second would otherwise rewrite its session's row
-/// every second, the largest single cost of the meter path in the benchmark. Nothing is billed
-/// from totals that lag: [`settle`] takes the meter from the latest stored reading. A session
-/// settled meanwhile is not moved, and a session whose totals are written answers no progress
-/// if it was.
-///
-/// Both statements are kept prepared, so `conn` should be one whose kept plans suit every batch
-/// (from [`super::pool::build_batch_pool`]): see [`super::prepared`]. On another connection the
-/// results are the same, and the plans may go stale.
-pub async fn record_meter_batch(
-    conn: &mut AsyncPgConnection,
-    inputs: &[&MeterInput],
-    now: DateTime<Utc>,
-    totals_every: chrono::Duration,
-) -> Result<Vec<Option<Progress>>, StoreError> {
-    if inputs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut transactions: Vec<i32> = inputs.iter().filter_map(|input| input.transaction_id).collect();
-    transactions.sort_unstable();
-    transactions.dedup();
-    // The connector's `metered` is a subquery by its primary key rather than a join: as a
-    // join, PostgreSQL hashed the whole connectors table for every batch (57,000 rows,
-    // 30 ms of a 33 ms query, measured on a 19,000-charger benchmark's database).
-    let found: Vec<MeteredSession> = if transactions.is_empty() {
-        Vec::new()
-    } else {
-        diesel::sql_query(
-            "SELECT s.transaction_id, s.id, s.charger_id, s.status, s.meter_start_wh, s.price_per_kwh, \
-               (SELECT c.metered FROM connectors c WHERE c.id = s.connector_id) AS metered, \
-               s.energy_wh, s.meter_last_wh, s.power_w, s.soc_percent, s.updated_at \
-             FROM charging_sessions s WHERE s.transaction_id = ANY($1)",
-        )
-        .bind::<Array<Integer>, _>(&transactions)
-        .prepared()
-        .load(conn)
-        .await?
-    };
-    // Sessions whose running totals this batch writes: those with no energy written yet
-    // (the first reading that moves the meter shows at once), and those whose totals are due.
-    let due: HashSet<i64> = found
-        .iter()
-        .filter(|session| session.energy_wh == 0 || totals_due(session.id, session.updated_at, now, totals_every))
-        .map(|session| session.id)
-        .collect();
-    let mut sessions: HashMap<i32, MeteredSession> =
-        found.into_iter().map(|session| (session.transaction_id, session)).collect();
-
-    // One row per reading (its sampled values in one JSON array), each with its session if its
-    // transaction is one of its charger's.
-    let stored: Vec<&MeterInput> = inputs.iter().copied().filter(|input| input.sample_count > 0).collect();
-    let stored_sessions: Vec<Option<i64>> = stored
-        .iter()
-        .map(|input| {
-            input
-                .transaction_id
-                .and_then(|tx| sessions.get(&tx))
-                .filter(|session| session.charger_id == input.charger_id)
-                .map(|session| session.id)
-        })
-        .collect();
-
-    // Where each reading moves its (active) session; a later reading of the same session
-    // in this batch builds on the earlier one.
-    let mut answers: Vec<Option<Progress>> = Vec::with_capacity(inputs.len());
-    let mut moves: HashMap<i64, MeterMove> = HashMap::new();
-    for &input in inputs {
-        let session = input
-            .transaction_id
-            .and_then(|tx| sessions.get_mut(&tx))
-            .filter(|session| session.charger_id == input.charger_id && session.status == "active");
-        let Some(session) = session else {
-            answers.push(None);
-            continue;
-        };
-        let meter_start = session.meter_start_wh.unwrap_or(0);
-        match input.energy_register_wh {
-            // On a connector marked not metered, energy comes from the app, not this register.
-            Some(register) if register >= meter_start && session.metered => {
-                session.energy_wh = register - meter_start;
-                session.meter_last_wh = Some(register);
-            }
-            _ => {}
-        }
-        let cost = billing::cost(session.energy_wh, session.price_per_kwh);
-        let moved = moves.entry(session.id).or_default();
-        *moved = MeterMove {
-            energy_wh: session.energy_wh,
-            meter_last_wh: session.meter_last_wh,
-            cost,
-            power_w: input.power_w.or(moved.power_w),
-            soc_percent: input.soc_percent.or(moved.soc_percent),
-        };
-        answers.push(Some(Progress {
-            session_id: session.id,
-            energy_wh: session.energy_wh,
-            power_w: moved.power_w.or(session.power_w),
-            soc_percent: moved.soc_percent.or(session.soc_percent),
-            cost,
-        }));
-    }
-    let mut moves: Vec<_> = moves.into_iter().filter(|(id, _)| due.contains(id)).collect();
-    if stored.is_empty() && moves.is_empty() {
-        return Ok(answers);
-    }
-    // One lock order for every multi-row update of sessions.
-    moves.sort_unstable_by_key(|(id, _)| *id);
-    // The readings, all in one INSERT of column arrays (a constant statement PostgreSQL parses
-    // in no time), and the due sessions' totals, in one statement: a data-modifying WITH runs
-    // to completion whether or not the UPDATE reads it, and the two commit together.
-    //
-    // Each session is found by its primary key, one probe per reading: "not settled
-    // meanwhile" is asked as `settled_at IS NULL` (the same thing for a session that was
-    // active, by the table's check), which no index serves, rather than `status = 'active'`.
-    // With the latter, stale statistics (thousands of sessions started since the last
-    // ANALYZE) made PostgreSQL read every open session through a partial index on status,
-    // for every batch; with `s.id = ANY($1)` added, it compared every reading with every
-    // session (512 × 512 per batch). Measured on a 19,000-charger benchmark's database:
-    // 23 ms per 512-row batch as a quadratic join, 7 ms as primary-key probes.
-    let updated: Vec<MeterUpdated> = diesel::sql_query(
-        "WITH stored AS ( \
-           INSERT INTO meter_readings (charger_id, connector_number, session_id, transaction_id, sampled_at, \
-             samples, energy_register_wh, received_at) \
-           SELECT c, n, s, t, a, j::json, e, $8 \
-           FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::timestamptz[], $6::text[], \
-             $7::bigint[]) AS v(c, n, s, t, a, j, e)) \
-         UPDATE charging_sessions AS s SET energy_wh = v.energy_wh, meter_last_wh = v.meter_last_wh, \
-           cost = v.cost, power_w = coalesce(v.power_w, s.power_w), \
-           soc_percent = coalesce(v.soc_percent, s.soc_percent), updated_at = $8 \
-         FROM unnest($9::bigint[], $10::bigint[], $11::bigint[], $12::numeric[], $13::bigint[], $14::smallint[]) \
-           AS v(id, energy_wh, meter_last_wh, cost, power_w, soc_percent) \
-         WHERE s.id = v.id AND s.settled_at IS NULL \
-         RETURNING s.id, s.power_w, s.soc_percent",
-    )
-    .bind::<Array<BigInt>, _>(stored.iter().map(|input| input.charger_id).collect::<Vec<_>>())
-    .bind::<Array<Integer>, _>(stored.iter().map(|input| input.connector_number).collect::<Vec<_>>())
-    .bind::<Array<Nullable<BigInt>>, _>(stored_sessions)
-    .bind::<Array<Nullable<Integer>>, _>(stored.iter().map(|input| input.transaction_id).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(stored.iter().map(|input| input.sampled_at).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(stored.iter().map(|input| input.samples.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<BigInt>>, _>(stored.iter().map(|input| input.energy_register_wh).collect::<Vec<_>>())
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<BigInt>, _>(moves.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(moves.iter().map(|(_, m)| m.energy_wh).collect::<Vec<_>>())
-    .bind::<Array<Nullable<BigInt>>, _>(moves.iter().map(|(_, m)| m.meter_last_wh).collect::<Vec<_>>())
-    .bind::<Array<Numeric>, _>(moves.iter().map(|(_, m)| m.cost).collect::<Vec<_>>())
-    .bind::<Array<Nullable<BigInt>>, _>(moves.iter().map(|(_, m)| m.power_w).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SmallInt>>, _>(moves.iter().map(|(_, m)| m.soc_percent).collect::<Vec<_>>())
-    .prepared()
-    .load(conn)
-    .await?;
-    let updated: HashMap<i64, MeterUpdated> = updated.into_iter().map(|row| (row.id, row)).collect();
-    // A session settled between our read and the update did not move: no progress for it.
-    Ok(answers
-        .into_iter()
-        .map(|answer| {
-            let mut progress = answer?;
-            if due.contains(&progress.session_id) {
-                let row = updated.get(&progress.session_id)?;
-                progress.power_w = row.power_w;
-                progress.soc_percent = row.soc_percent;
-            }
-            Some(progress)
-        })
-        .collect())
-}
-
 /// How a session ends.
 #[derive(Debug, Clone)]
 pub struct Settle {
@@ -645,7 +336,7 @@ pub async fn settle(
         let metered: bool =
             connectors::table.find(session.connector_id).select(connectors::metered).first(conn).await?;
         // The meter as its latest stored reading left it: the session's running totals may lag
-        // behind it by a few seconds (see `record_meter_batch`). Readings stored before their
+        // behind it by a few seconds (see `meters::record_meter_batch`). Readings stored before their
         // register had a column of its own have none; their session's totals are exact.
         let last_register = if metered && how.meter_stop.is_none_or(|stop| stop < meter_start) {
             latest_register(conn, session_id, meter_start).await?
@@ -713,16 +404,6 @@ pub async fn settle(
         Ok(Settlement::Settled { session_id, energy_wh, cost, meter_fault })
     })
     .await
-}
-
-/// Whether a session's running totals, last written at `written`, are due again at `now`: once
-/// in each period of `every`, at the session's own moment in it (see [`clock::new_period`]), so
-/// the totals of a fleet whose sessions started together are written evenly over the period,
-/// not all within the seconds the fleet took to start. In the benchmark, 19,000 sessions
-/// started within 2 s wrote their totals in bursts every 5 s, and every reading answered
-/// during a burst waited for it.
-fn totals_due(session_id: i64, written: DateTime<Utc>, now: DateTime<Utc>, every: chrono::Duration) -> bool {
-    clock::new_period(session_id, written, now, every)
 }
 
 /// The energy register of a session's latest stored reading (in the order they were stored)
