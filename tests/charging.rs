@@ -1,8 +1,9 @@
 //! Charging sessions end to end over the real protocol: a driver starts through the API, the
 //! test charge point accepts and starts, meters, and stops; the wallet is debited exactly
 //! energy × price. Also every refusal at start, the prepaid cut-off, a start the charger never
-//! begins, faults, a charger that stays offline, a restart of Kilowatt mid-session, owners
-//! completing and cancelling, and sessions started at the charger.
+//! begins, faults, a charger that stays offline, a restart of Kilowatt mid-session, readings
+//! that arrive after the stop or on a connector the app meters, owners completing and
+//! cancelling, and sessions started at the charger.
 
 mod common;
 
@@ -318,6 +319,68 @@ async fn rapid_readings_are_all_stored_and_a_session_ending_without_a_final_one_
     assert_eq!(totals().await, "3600/66.60");
     assert_eq!(balance(&app, &driver).await, Decimal::new(93340, 2));
     assert_eq!(ledger_sum(&app, &driver).await, balance(&app, &driver).await);
+}
+
+/// Readings of a transaction that has stopped (queued while the charger was offline, or simply
+/// late) are stored like any other, and move nothing: the settled session keeps its energy and
+/// cost, and the wallet is not touched again, even with the session's totals due.
+#[actix_rt::test]
+async fn readings_after_a_session_is_settled_are_stored_and_move_nothing() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-LATE", 1000).await;
+    let charger = connect(&app, "CP-LATE").await;
+    let (session_id, tx) =
+        start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-LATE", "connectorId": 1 })).await;
+    charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
+    charger.stop_transaction(tx, 3_000, app.clock.now(), "Local", None).await.unwrap();
+    assert!(eventually(async || session_field(&app, session_id, "status").await == "completed").await);
+    // 2 kWh × 18.50.
+    let settled = "2000/37.00/completed";
+    assert_eq!(session_field(&app, session_id, "energy_wh || '/' || cost || '/' || status").await, settled);
+    assert_eq!(balance(&app, &driver).await, Decimal::from(963));
+
+    for wh in [5_000, 9_000] {
+        app.clock.advance(ChronoDuration::seconds(6));
+        charger.meter_values(1, Some(tx), wh, Some(7_000), None).await.unwrap();
+    }
+    let late =
+        format!("SELECT count(*) FROM meter_readings WHERE session_id = {session_id} AND energy_register_wh > 3000");
+    assert_eq!(count(&app, &late).await, 2);
+    assert_eq!(session_field(&app, session_id, "energy_wh || '/' || cost || '/' || status").await, settled);
+    assert_eq!(balance(&app, &driver).await, Decimal::from(963));
+    assert_eq!(ledger_sum(&app, &driver).await, Decimal::from(963));
+}
+
+/// On a connector the owner marked as not metered, the energy the app reports is the session's:
+/// the charger's readings are stored, and set the session's power, but never its energy or cost,
+/// even once the meter writer knows the session and its totals come due again and again.
+#[actix_rt::test]
+async fn readings_on_an_unmetered_connector_never_overwrite_the_energy_the_app_reported() {
+    let app = spawn_app().await;
+    let (_, driver) = seed(&app, "CP-APPMETER", 1000).await;
+    let charger = connect(&app, "CP-APPMETER").await;
+    exec(&app, "UPDATE connectors SET metered = false WHERE connector_number = 1").await;
+    let body = json!({ "stationId": "CP-APPMETER", "connectorId": "connector-1", "batteryLevelStart": 40 });
+    let (status, started) = app.call("POST", "/api/charging/sessions/start", Some(&driver.token), Some(&body)).await;
+    assert_eq!(status, 201, "{started}");
+    let session_id = started["data"]["id"].as_i64().unwrap();
+    charger.expect_call("RemoteStartTransaction", WAIT).await.expect("sent");
+    let (tx, _) = charger.start_transaction(1, &driver.id_tag, 500, app.clock.now()).await.unwrap();
+    charger.meter_values(1, Some(tx), 900, Some(6_000), None).await.unwrap();
+
+    let update = json!({ "batteryLevel": 50, "energyDelivered": 4.2 });
+    let (status, now) =
+        app.call("PUT", "/api/charging/sessions/active/update", Some(&driver.token), Some(&update)).await;
+    assert_eq!(status, 200, "{now}");
+    for wh in [1_500, 2_500, 3_500] {
+        app.clock.advance(ChronoDuration::seconds(6));
+        charger.meter_values(1, Some(tx), wh, Some(7_000), None).await.unwrap();
+    }
+    // 4.2 kWh × 18.50 = 77.70, whatever the charger's register says.
+    let totals = "energy_wh || '/' || cost || '/' || power_w";
+    assert_eq!(session_field(&app, session_id, totals).await, "4200/77.70/7000");
+    let stored = format!("SELECT count(*) FROM meter_readings WHERE session_id = {session_id}");
+    assert_eq!(count(&app, &stored).await, 4);
 }
 
 #[actix_rt::test]
