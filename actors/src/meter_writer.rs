@@ -344,7 +344,8 @@ impl MeterWriter {
 /// fleet's 20,000 MeterValues a second. Now a batch takes about 3 ms, and with two the oldest
 /// write waits about 1 ms for its batch. PostgreSQL then needs about a sixth less CPU (56 % of a
 /// core instead of 66–68 %), because the batches are fewer and larger (36 writes on average
-/// instead of 23–32).
+/// instead of 23–32). Four were worse at 20,000 a second: batches of 512 took 65–100 ms instead
+/// of 30–35 (BENCHMARKS.md, run B3).
 pub const METER_WRITERS: usize = 2;
 
 /// The meter writer: each thread's writer writes its batches on a pool from `pools` (which should

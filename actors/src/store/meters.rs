@@ -3,6 +3,7 @@
 //! statement. [`MeterSessions`] remembers the sessions a writer has seen, so a batch whose
 //! sessions are all known is one round trip to PostgreSQL.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -97,7 +98,7 @@ pub struct MeterInput {
 /// What the meter path needs of a session: ID, charger, status, meter start, price, whether
 /// the connector's meter is trusted, its running totals, and when they were last written.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct MeteredSession {
+struct MeteredSession {
     #[diesel(sql_type = Integer)]
     transaction_id: i32,
     #[diesel(sql_type = BigInt)]
@@ -138,7 +139,9 @@ macro_rules! metered_session_columns {
     };
 }
 
-/// Sessions a meter writer remembers before it forgets those it has not seen for a while.
+/// Sessions a meter writer remembers before it forgets those it has not seen for a while; if
+/// more than three quarters of them were seen lately, it forgets them all (and reads each again
+/// at its next reading) rather than sweep the whole map at every batch.
 const REMEMBERED: usize = 100_000;
 
 /// How long a remembered session is kept without a reading once there are [`REMEMBERED`].
@@ -175,20 +178,10 @@ impl MeterSessions {
         self.by_transaction.extend(sessions.into_iter().map(|(tx, session)| (tx, (session, now))));
         if self.by_transaction.len() > REMEMBERED {
             self.by_transaction.retain(|_, (_, seen)| now - *seen < FORGET_AFTER);
-            if self.by_transaction.len() > REMEMBERED {
+            if self.by_transaction.len() > REMEMBERED / 4 * 3 {
                 self.by_transaction.clear();
             }
         }
-    }
-
-    /// How many sessions are remembered.
-    pub fn len(&self) -> usize {
-        self.by_transaction.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.by_transaction.is_empty()
     }
 }
 
@@ -219,7 +212,8 @@ struct MeterMove {
 /// written: a charger sending readings every second would otherwise rewrite its session's row
 /// every second, the largest single cost of the meter path in the benchmark. Nothing is billed
 /// from totals that lag: [`super::sessions::settle`] takes the meter from the latest stored
-/// reading. A session settled meanwhile is not moved and answers no progress.
+/// reading. A settled session is never moved, and one settled before the batch's statement
+/// answers no progress (one settled while it runs may still answer one).
 ///
 /// The statements are kept prepared, so `conn` should be one whose kept plans suit every batch
 /// (from [`super::pool::build_batch_pool`]): see [`super::prepared`]. On another connection the
@@ -227,7 +221,7 @@ struct MeterMove {
 pub async fn record_meter_batch(
     conn: &mut AsyncPgConnection,
     inputs: &[&MeterInput],
-    known: &std::cell::RefCell<MeterSessions>,
+    known: &RefCell<MeterSessions>,
     now: DateTime<Utc>,
     totals_every: chrono::Duration,
 ) -> Result<Vec<Option<Progress>>, StoreError> {
@@ -372,9 +366,8 @@ pub async fn record_meter_batch(
     .await?;
 
     let read_back: HashMap<i64, MeteredSession> = read_back.into_iter().map(|session| (session.id, session)).collect();
-    // A reading answers progress only if its session is still active: a session settled
-    // between the batch's reads and its statement did not move. A connector that is not
-    // metered has its energy from the app, as read back.
+    // A reading answers progress only if its session is still active as the statement read
+    // it. A connector that is not metered has its energy from the app, as read back.
     let answers = answers
         .into_iter()
         .map(|answer| {
@@ -424,4 +417,60 @@ pub async fn record_meter_batch(
 /// during a burst waited for it.
 fn totals_due(session_id: i64, written: DateTime<Utc>, now: DateTime<Utc>, every: chrono::Duration) -> bool {
     clock::new_period(session_id, written, now, every)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(transaction_id: i32, status: &str) -> MeteredSession {
+        MeteredSession {
+            transaction_id,
+            id: i64::from(transaction_id),
+            charger_id: 1,
+            status: status.to_owned(),
+            meter_start_wh: Some(0),
+            price_per_kwh: Decimal::from(18),
+            metered: true,
+            energy_wh: 0,
+            meter_last_wh: None,
+            cost: Decimal::ZERO,
+            power_w: None,
+            soc_percent: None,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn remember_all(known: &mut MeterSessions, transactions: std::ops::Range<i32>, now: DateTime<Utc>) {
+        let batch: Vec<i32> = transactions.collect();
+        let sessions = batch.iter().map(|tx| (*tx, session(*tx, "active"))).collect();
+        known.remember(&batch, sessions, now);
+    }
+
+    #[test]
+    fn a_batch_forgets_its_sessions_that_are_no_longer_active() {
+        let now = Utc::now();
+        let mut known = MeterSessions::default();
+        remember_all(&mut known, 1..4, now);
+        // Transaction 2 was read back settled: it is not among the batch's active sessions.
+        known.remember(&[1, 2], [(1, session(1, "active"))].into(), now);
+        assert_eq!(known.known(&[1, 2, 3]).keys().copied().collect::<HashSet<_>>(), HashSet::from([1, 3]));
+    }
+
+    #[test]
+    fn past_the_limit_sessions_unseen_for_a_while_are_forgotten_and_if_too_few_were_all_are() {
+        let start = Utc::now();
+        let limit = i32::try_from(REMEMBERED).unwrap();
+        let mut known = MeterSessions::default();
+        remember_all(&mut known, 0..limit / 2, start);
+        let later = start + FORGET_AFTER + chrono::Duration::seconds(1);
+        remember_all(&mut known, limit / 2..limit + 1, later);
+        // The first half was unseen for longer than FORGET_AFTER; the rest stays.
+        assert_eq!(known.by_transaction.len(), REMEMBERED / 2 + 1);
+        assert!(known.known(&[0]).is_empty() && known.known(&[limit]).len() == 1);
+
+        // All seen lately and still over three quarters of the limit: all are forgotten.
+        remember_all(&mut known, limit + 1..2 * limit, later);
+        assert!(known.by_transaction.is_empty());
+    }
 }
