@@ -175,8 +175,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         PoolSettings { max_size: kilowatt_actors::charger::WRITER_CONNECTIONS, timeout: config.db_timeout },
     )?;
     // The meter writer's batches run on connections whose kept statements keep plans that suit
-    // every batch, so they need no transaction to say so: two round trips a batch, not six (see
-    // `record_meter_batch`). Each thread serving chargers has a pool of them (see `MeterWriter`).
+    // every batch, so they need no transaction to say so: one round trip a batch (two when it
+    // has sessions the writer has not seen yet), not six (see `record_meter_batch`). The meter
+    // writer's own thread builds the pool (see `MeterWriter`).
     let meter_pools: kilowatt_actors::meter_writer::PoolFactory = {
         let (url, timeout) = (config.database_url.expose().to_owned(), config.db_timeout);
         Arc::new(move || {

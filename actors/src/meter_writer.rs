@@ -10,18 +10,18 @@
 //! once (no added delay when the system is quiet); under load one commit covers hundreds of
 //! writes. A batch that fails is retried one write at a time, so one bad write cannot fail
 //! the others. Callers are answered on their own threads, one message per batch and thread
-//! ([`crate::reply`]); the meter writer runs on each thread that serves chargers
-//! ([`MeterWriter`]), so its answers do not cross threads at all.
+//! ([`crate::reply`]). The meter writer runs on a thread of its own ([`MeterWriter`]), so its
+//! round trips to PostgreSQL never wait behind the chargers' tasks.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix::Addr;
+use actix_rt::{Arbiter, ArbiterHandle};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -73,6 +73,10 @@ where
 {
     Rc::new(write)
 }
+
+/// What a writer started with [`GroupCommit::start_on`] writes with: its pool, its batch writer,
+/// and what to tell of committed batches.
+pub type WriterSetup<I, O> = (DbPool, BatchWriter<I, O>, Option<CommittedFn<I, O>>);
 
 /// Told of every committed batch's inputs and outputs, on the writer's thread, before the
 /// callers are answered: work that follows every write of a kind is then done once a batch.
@@ -131,6 +135,26 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let batches = Batches { name, pool, write, committed };
         actix_rt::spawn(collect_batches(batches, writers.max(1), max_batch.max(1), receiver));
+        GroupCommit { name, sender }
+    }
+
+    /// Starts a writer on `thread` (an arbiter's): `setup` runs there first and gives the pool,
+    /// the batch writer and what to tell of committed batches, as for
+    /// [`GroupCommit::start_observed`]. If `setup` fails, every write is refused as
+    /// [`WriteError::Stopped`].
+    pub fn start_on<S>(thread: &ArbiterHandle, name: &'static str, writers: usize, max_batch: usize, setup: S) -> Self
+    where
+        I: Send,
+        S: FnOnce() -> Result<WriterSetup<I, O>, StoreError> + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        thread.spawn_fn(move || match setup() {
+            Ok((pool, write, committed)) => {
+                let batches = Batches { name, pool, write, committed };
+                actix_rt::spawn(collect_batches(batches, writers.max(1), max_batch.max(1), receiver));
+            }
+            Err(error) => tracing::error!(writer = name, %error, "the writer could not start: writes are refused"),
+        });
         GroupCommit { name, sender }
     }
 
@@ -269,21 +293,24 @@ pub struct MeterWrite {
     totals_every: chrono::Duration,
 }
 
-/// Builds the connection pool of one thread's meter writer (see [`MeterWriter`]).
+/// Builds the meter writer's connection pool, on the writer's own thread (see [`MeterWriter`]).
 pub type PoolFactory = Arc<dyn Fn() -> Result<DbPool, StoreError> + Send + Sync>;
 
 /// Group commit for MeterValues: answers where each reading left its session (`None` when it
 /// belongs to no active session), once committed.
 ///
-/// Every thread that serves chargers has a writer of its own, started there at its first
-/// MeterValues, with a pool of its own ([`METER_WRITERS`] connections): a batch is collected,
-/// written and answered on the thread whose chargers sent it, and PostgreSQL's answers are read
-/// there too, so no answer crosses threads. On a writer thread shared by every charger thread,
-/// each answer was a wake-up from another thread, which a busy charger thread takes only once
-/// in 31 tasks (see [`crate::reply`]): on a slow two-core machine at 10,000 MeterValues a
-/// second, chargers resumed 2.5 s after their batch instead of 0.5–1 ms. The price is that the
-/// batch's round trips to PostgreSQL wait behind the charger thread's ready tasks, so a run whose
-/// batches turn slow stays slow for a while (BENCHMARKS.md, run C4).
+/// The writer runs on a thread of its own, with its own pool ([`METER_WRITERS`] connections):
+/// its batches are collected and written there, and PostgreSQL's answers are read there, so a
+/// batch's round trip never waits behind the ready chargers of a busy charger thread. Each
+/// batch's callers are answered with one message to each charger thread (see [`crate::reply`]).
+///
+/// Earlier builds ran a writer on each charger thread. At 20,000 MeterValues a second the
+/// charger thread was 60–78 % busy, and each batch's round trip — PostgreSQL's answer noticed
+/// by the I/O driver, the connection's task, the batch's task — waited behind that thread's
+/// queue of ready chargers: batches of 3 ms at the median took 25–250 ms at p99, and the
+/// MeterValues p99 was 120 ms (BENCHMARKS.md, run D1). Before that, one writer thread answered
+/// each caller with a wake-up of its own, which a busy charger thread takes only once in 31
+/// tasks: chargers resumed 2.5 s after their batch (run A2).
 ///
 /// The sessions' actors hear of their readings from the writer, one message to the registry for
 /// a whole batch: a message from each charger's task for each reading woke the registry's
@@ -295,66 +322,53 @@ pub struct MeterWriter {
 }
 
 struct MeterWriterShared {
-    /// Tells this server's writers from another's started on the same thread (tests).
-    id: u64,
-    pools: PoolFactory,
+    commit: MeterCommit,
     totals_every: chrono::Duration,
-    registry: Addr<Registry>,
+    /// The writer's thread, stopped when the last handle goes.
+    thread: ArbiterHandle,
+}
+
+impl Drop for MeterWriterShared {
+    fn drop(&mut self) {
+        self.thread.stop();
+    }
 }
 
 type MeterCommit = GroupCommit<MeterWrite, Option<Progress>>;
 
-thread_local! {
-    /// This thread's meter writers, by [`MeterWriterShared::id`].
-    static THREAD_METER_WRITERS: RefCell<Vec<(u64, MeterCommit)>> = const { RefCell::new(Vec::new()) };
-}
-
-static METER_WRITER_IDS: AtomicU64 = AtomicU64::new(1);
-
 impl MeterWriter {
     /// Queues one MeterValues' readings; resolves once they are committed.
     pub async fn submit(&self, input: MeterInput, received_at: DateTime<Utc>) -> Result<Option<Progress>, WriteError> {
-        let commit = self.on_this_thread()?;
-        commit.submit(MeterWrite { input, received_at, totals_every: self.shared.totals_every }).await
-    }
-
-    /// This thread's writer, started on the current runtime if it has none yet.
-    fn on_this_thread(&self) -> Result<MeterCommit, WriteError> {
-        let shared = &self.shared;
-        THREAD_METER_WRITERS.with_borrow_mut(|writers| {
-            if let Some((_, commit)) = writers.iter().find(|(id, _)| *id == shared.id) {
-                return Ok(commit.clone());
-            }
-            let pool = (shared.pools)()?;
-            let sessions = Rc::new(RefCell::new(MeterSessions::default()));
-            let write = batch_writer(move |conn, writes| write_meter_values(conn, writes, sessions.clone()));
-            let registry = shared.registry.clone();
-            let committed: CommittedFn<MeterWrite, Option<Progress>> =
-                Rc::new(move |writes, outputs| notify_sessions(&registry, writes, outputs));
-            let commit =
-                GroupCommit::start_observed("meter_values", pool, METER_WRITERS, MAX_BATCH, write, Some(committed));
-            writers.push((shared.id, commit.clone()));
-            Ok(commit)
-        })
+        let write = MeterWrite { input, received_at, totals_every: self.shared.totals_every };
+        self.shared.commit.submit(write).await
     }
 }
 
-/// Batches of meter values in flight at once on each thread: one being written while the next
-/// fills. Early builds, whose batches took tens of milliseconds, needed four to keep up with a
-/// fleet's 20,000 MeterValues a second. Now a batch takes about 3 ms, and with two the oldest
-/// write waits about 1 ms for its batch. PostgreSQL then needs about a sixth less CPU (56 % of a
-/// core instead of 66–68 %), because the batches are fewer and larger (36 writes on average
-/// instead of 23–32). Four were worse at 20,000 a second: batches of 512 took 65–100 ms instead
-/// of 30–35 (BENCHMARKS.md, run B3).
+/// Batches of meter values in flight at once: one being written while the next fills. Early
+/// builds, whose batches took tens of milliseconds, needed four to keep up with a fleet's 20,000
+/// MeterValues a second. Now a batch takes about 3 ms, and with two the oldest write waits about
+/// 1 ms for its batch. PostgreSQL then needs about a sixth less CPU (56 % of a core instead of
+/// 66–68 %), because the batches are fewer and larger (36 writes on average instead of 23–32).
+/// Four were worse at 20,000 a second: batches of 512 took 65–100 ms instead of 30–35
+/// (BENCHMARKS.md, run B3).
 pub const METER_WRITERS: usize = 2;
 
-/// The meter writer: each thread's writer writes its batches on a pool from `pools` (which should
-/// build it with [`crate::store::pool::build_batch_pool`] and [`METER_WRITERS`] connections);
-/// sessions' running totals are written at most every `totals_every`, and where each batch
-/// moved its sessions is told to their actors through `registry`.
+/// Starts the meter writer on a thread of its own: it writes its batches on a pool that `pools`
+/// builds there (which should use [`crate::store::pool::build_batch_pool`] and
+/// [`METER_WRITERS`] connections); sessions' running totals are written at most every
+/// `totals_every`, and where each batch moved its sessions is told to their actors through
+/// `registry`. Call it within an actix system.
 pub fn start_meter_writer(pools: PoolFactory, totals_every: chrono::Duration, registry: Addr<Registry>) -> MeterWriter {
-    let id = METER_WRITER_IDS.fetch_add(1, Ordering::Relaxed);
-    MeterWriter { shared: Arc::new(MeterWriterShared { id, pools, totals_every, registry }) }
+    let thread = Arbiter::new().handle();
+    let commit = GroupCommit::start_on(&thread, "meter_values", METER_WRITERS, MAX_BATCH, move || {
+        let pool = pools()?;
+        let sessions = Rc::new(RefCell::new(MeterSessions::default()));
+        let write = batch_writer(move |conn, writes| write_meter_values(conn, writes, sessions.clone()));
+        let committed: CommittedFn<MeterWrite, Option<Progress>> =
+            Rc::new(move |writes, outputs| notify_sessions(&registry, writes, outputs));
+        Ok((pool, write, Some(committed)))
+    });
+    MeterWriter { shared: Arc::new(MeterWriterShared { commit, totals_every, thread }) }
 }
 
 /// Tells the sessions' actors where a committed batch left their meters, in one message.
@@ -392,4 +406,20 @@ fn write_meter_values<'a>(
         let inputs: Vec<&MeterInput> = writes.iter().map(|write| &write.input).collect();
         meters::record_meter_batch(conn, &inputs, &sessions, now, totals_every).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn a_writer_whose_thread_could_not_start_refuses_every_write() {
+        let thread = Arbiter::new();
+        let commit: GroupCommit<u32, u32> = GroupCommit::start_on(&thread.handle(), "test", 2, 8, || {
+            Err(StoreError::Unavailable("no database here".into()))
+        });
+        assert_eq!(commit.submit(1).await, Err(WriteError::Stopped));
+        assert_eq!(commit.submit(2).await, Err(WriteError::Stopped));
+        thread.stop();
+    }
 }

@@ -117,15 +117,14 @@ const WRITERS_PER_KIND: usize = 2;
 /// transaction writer's, and one for the presence batcher ([`crate::last_seen`]).
 pub const WRITER_CONNECTIONS: usize = 3 * WRITERS_PER_KIND + transactions::TRANSACTION_WRITERS + 1;
 
-/// Connections of each thread's meter writer pool, one for each batch in flight (see
-/// [`MeterWriter`]). The pool should be built with [`crate::store::pool::build_batch_pool`], so
+/// Connections of the meter writer's pool, one for each batch in flight (see [`MeterWriter`]). The pool should be built with [`crate::store::pool::build_batch_pool`], so
 /// that its kept statements keep plans that suit every batch (see
 /// [`crate::store::meters::record_meter_batch`]).
 pub const METER_CONNECTIONS: usize = crate::meter_writer::METER_WRITERS;
 
 impl ChargerWriters {
     /// Starts the writers on the current runtime, on connections from `pool` (the meter
-    /// writer's on each charger thread, from a pool `meter_pools` builds); sessions' running
+    /// writer on a thread of its own, on a pool `meter_pools` builds there); sessions' running
     /// totals are written at most every `session_totals_every`, and the sessions' actors hear of
     /// their readings through `registry` (see [`MeterWriter`]).
     pub fn start(
