@@ -23,6 +23,8 @@ use crate::simulator::{self, Fleet, Summary};
 pub const ID_PREFIX: &str = "BENCH-";
 /// How long chargers switched off wait for their StopTransactions' answers.
 const DRAIN: Duration = Duration::from_secs(30);
+/// How long the meter scenario's readings must keep up before its window opens.
+const KEPT_UP: Duration = Duration::from_secs(5);
 /// How long sessions may take to settle once the fleet is off.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Share of chargers charging in the mixed fleet (the simulator's mixed scenario).
@@ -679,14 +681,23 @@ impl Bench {
         hold_window(NAME, warmup, &fleet, || {}).await;
         // A machine that cannot absorb the starts within the warm-up is left a queue of readings
         // to answer: the window waits (at most two minutes) until no more than a tenth of a
-        // second's readings are unanswered, so that it measures the steady rate, not the setup.
-        // If the queue never drains, the window opens anyway and shows it.
+        // second's readings have been unanswered for a whole `KEPT_UP` (the moment the queue
+        // first empties, its last readings are still being answered late), so that it measures
+        // the steady rate, not the setup. If the queue never drains, the window opens anyway
+        // and shows it.
         let backlog_limit = (rate / 10.0) as u64;
+        let mut kept_up_since: Option<Instant> = None;
         let drained = wait_for(
             NAME,
             "the readings queued behind the starts to be answered",
             Duration::from_secs(120),
-            || unanswered(&fleet) <= backlog_limit,
+            || {
+                if unanswered(&fleet) > backlog_limit {
+                    kept_up_since = None;
+                    return false;
+                }
+                kept_up_since.get_or_insert_with(Instant::now).elapsed() >= KEPT_UP
+            },
             || fleet_status(&fleet),
         )
         .await;
