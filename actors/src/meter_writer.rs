@@ -304,11 +304,12 @@ pub type PoolFactory = Arc<dyn Fn() -> Result<DbPool, StoreError> + Send + Sync>
 /// batch's round trip never waits behind the ready chargers of a busy charger thread. Each
 /// batch's callers are answered with one message to each charger thread (see [`crate::reply`]).
 ///
-/// Earlier builds ran a writer on each charger thread. At 20,000 MeterValues a second the
-/// charger thread was 60–78 % busy, and each batch's round trip — PostgreSQL's answer noticed
-/// by the I/O driver, the connection's task, the batch's task — waited behind that thread's
-/// queue of ready chargers: batches of 3 ms at the median took 25–250 ms at p99, and the
-/// MeterValues p99 was 120 ms (BENCHMARKS.md, run D1). Before that, one writer thread answered
+/// Earlier builds ran a writer on each charger thread. At 20,000 MeterValues a second that
+/// thread is about half busy, and each step of a batch's round trip — PostgreSQL's answer
+/// noticed by the I/O driver, the connection's task, the batch's task — waited behind its queue
+/// of ready chargers: batches took 3.5–6 ms on average but 25–50 ms at p99 (up to 250), and the
+/// MeterValues p50 was 18 ms; on a thread of their own, 2–3 ms and 9–15 ms (BENCHMARKS.md, runs
+/// Y0 and Y2–Y6). Before that, one writer thread answered
 /// each caller with a wake-up of its own, which a busy charger thread takes only once in 31
 /// tasks: chargers resumed 2.5 s after their batch (run A2).
 ///
