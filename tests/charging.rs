@@ -383,6 +383,41 @@ async fn readings_on_an_unmetered_connector_never_overwrite_the_energy_the_app_r
     assert_eq!(count(&app, &stored).await, 4);
 }
 
+/// With two threads serving chargers, the one meter writer (on a thread of its own) takes
+/// readings from both, and answers each batch's callers on their own threads: every reading
+/// sent at once by chargers spread over both is answered once stored, and moves its own
+/// session and no other.
+#[actix_rt::test]
+async fn readings_from_chargers_on_two_threads_are_all_answered_and_each_moves_its_own_session() {
+    const CHARGERS: i64 = 8;
+    let app = spawn_app_with(&[("KILOWATT_OCPP_WORKERS", "2")]).await;
+    let mut fleet = Vec::new();
+    for i in 1..=CHARGERS {
+        let cp = format!("CP-TWO-{i}");
+        let (_, driver) = seed(&app, &cp, 1000).await;
+        let charger = connect(&app, &cp).await;
+        let (session_id, tx) =
+            start_through_api(&app, &charger, &driver, json!({ "chargerId": cp, "connectorId": 1 })).await;
+        fleet.push((i, charger, session_id, tx));
+    }
+    for round in 1..=3 {
+        // Each round's readings find their sessions' totals due.
+        app.clock.advance(ChronoDuration::seconds(6));
+        let sends = fleet
+            .iter()
+            .map(|(i, charger, _, tx)| charger.meter_values(1, Some(*tx), 1_000 + round * 100 * i, Some(7_000), None));
+        for answer in futures_util::future::join_all(sends).await {
+            answer.expect("every reading is answered");
+        }
+    }
+    for (i, _, session_id, _) in &fleet {
+        // Charger i's register went up 100·i Wh a round from the 1,000 it started at.
+        assert_eq!(session_field(&app, *session_id, "energy_wh").await, (300 * i).to_string(), "charger {i}");
+        let stored = format!("SELECT count(*) FROM meter_readings WHERE session_id = {session_id}");
+        assert_eq!(count(&app, &stored).await, 3, "charger {i}");
+    }
+}
+
 #[actix_rt::test]
 async fn owners_complete_and_cancel_sessions_at_their_own_stations_only() {
     let app = spawn_app().await;
