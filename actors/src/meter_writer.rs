@@ -120,28 +120,15 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         max_batch: usize,
         write: BatchFn<I, O>,
     ) -> Self {
-        Self::start_observed(name, pool, writers, max_batch, Rc::new(write), None)
-    }
-
-    /// As [`GroupCommit::start_with_batch`], telling `committed` of every committed batch.
-    pub fn start_observed(
-        name: &'static str,
-        pool: DbPool,
-        writers: usize,
-        max_batch: usize,
-        write: BatchWriter<I, O>,
-        committed: Option<CommittedFn<I, O>>,
-    ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let batches = Batches { name, pool, write, committed };
-        actix_rt::spawn(collect_batches(batches, writers.max(1), max_batch.max(1), receiver));
+        Batches { name, pool, write: Rc::new(write), committed: None }.collect(writers, max_batch, receiver);
         GroupCommit { name, sender }
     }
 
-    /// Starts a writer on `thread` (an arbiter's): `setup` runs there first and gives the pool,
-    /// the batch writer and what to tell of committed batches, as for
-    /// [`GroupCommit::start_observed`]. If `setup` fails, every write is refused as
-    /// [`WriteError::Stopped`].
+    /// Starts a writer on `thread` (an arbiter's), as [`GroupCommit::start_with_batch`] does on
+    /// the current runtime: `setup` runs there first and gives the pool, the batch writer (which
+    /// may keep state between batches) and what to tell of every committed batch. If `setup`
+    /// fails, every write is refused as [`WriteError::Stopped`].
     pub fn start_on<S>(thread: &ArbiterHandle, name: &'static str, writers: usize, max_batch: usize, setup: S) -> Self
     where
         I: Send,
@@ -150,8 +137,7 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         thread.spawn_fn(move || match setup() {
             Ok((pool, write, committed)) => {
-                let batches = Batches { name, pool, write, committed };
-                actix_rt::spawn(collect_batches(batches, writers.max(1), max_batch.max(1), receiver));
+                Batches { name, pool, write, committed }.collect(writers, max_batch, receiver);
             }
             Err(error) => tracing::error!(writer = name, %error, "the writer could not start: writes are refused"),
         });
@@ -193,6 +179,13 @@ impl<I, O> Clone for Batches<I, O> {
             write: self.write.clone(),
             committed: self.committed.clone(),
         }
+    }
+}
+
+impl<I: 'static, O: Send + 'static> Batches<I, O> {
+    /// Collects and writes batches from `receiver` on the current runtime until it closes.
+    fn collect(self, writers: usize, max_batch: usize, receiver: mpsc::Receiver<Job<I, O>>) {
+        actix_rt::spawn(collect_batches(self, writers.max(1), max_batch.max(1), receiver));
     }
 }
 

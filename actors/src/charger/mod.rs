@@ -117,8 +117,9 @@ const WRITERS_PER_KIND: usize = 2;
 /// transaction writer's, and one for the presence batcher ([`crate::last_seen`]).
 pub const WRITER_CONNECTIONS: usize = 3 * WRITERS_PER_KIND + transactions::TRANSACTION_WRITERS + 1;
 
-/// Connections of the meter writer's pool, one for each batch in flight (see [`MeterWriter`]). The pool should be built with [`crate::store::pool::build_batch_pool`], so
-/// that its kept statements keep plans that suit every batch (see
+/// Connections of the meter writer's pool, one for each batch in flight (see [`MeterWriter`]).
+/// The pool should be built with [`crate::store::pool::build_batch_pool`], so that its kept
+/// statements keep plans that suit every batch (see
 /// [`crate::store::meters::record_meter_batch`]).
 pub const METER_CONNECTIONS: usize = crate::meter_writer::METER_WRITERS;
 
