@@ -2,63 +2,112 @@
 //! thread.
 //!
 //! A busy tokio runtime takes wake-ups that come from other threads only once in 31 tasks
-//! (`global_queue_interval`) while it has tasks of its own. Answering each waiting task straight
-//! from a writer's thread queued each answer as such a wake-up: on a two-core machine whose one
-//! charger thread was never idle at 10,000 MeterValues a second, a charger's task resumed 2.5 s
-//! (median) after its batch was committed. [`answer_all`] sends one message to each caller
-//! thread's arbiter for a whole batch instead; that one wake-up is taken within 31 tasks, and
-//! the answers it sends there wake their callers as the thread's own tasks.
+//! (`global_queue_interval`, and a `LocalSet`'s own `REMOTE_FIRST_INTERVAL`) while it has tasks
+//! of its own. Answering each waiting task straight from a writer's thread queued each answer as
+//! such a wake-up: on a two-core machine whose one charger thread was never idle at 10,000
+//! MeterValues a second, a charger's task resumed 2.5 s (median) after its batch was committed.
+//! [`answer_all`] sends one message per batch to each caller thread's [`Inbox`] instead: a task
+//! of that thread's own, whose one wake-up from the writer's thread is taken within 31 tasks,
+//! and whose answers then wake their callers as the thread's own tasks.
+//!
+//! The inbox is a task that lives as long as its thread, not one spawned for each message (as
+//! an arbiter's `spawn_fn` does): a spawned task starts behind every task the thread already has
+//! ready, so each batch's answers waited for the thread's whole queue twice, once to start
+//! delivering and once more for each caller to run.
 
+use std::cell::RefCell;
 use std::thread::ThreadId;
 
-use actix_rt::ArbiterHandle;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-/// Where one answer goes: the caller's channel, and the caller's thread if it runs an arbiter.
+/// Answers for one thread's callers, sent there as one message.
+type Delivery = Box<dyn FnOnce() + Send>;
+
+/// Where answers for the callers on one thread go: the thread's inbox task.
+#[derive(Clone)]
+struct Inbox {
+    thread: ThreadId,
+    sender: mpsc::UnboundedSender<Delivery>,
+}
+
+thread_local! {
+    /// This thread's inbox, started by the first caller on it.
+    static INBOX: RefCell<Option<Inbox>> = const { RefCell::new(None) };
+}
+
+impl Inbox {
+    /// This thread's inbox, started if it has none (or its runtime stopped); none on a thread
+    /// without an actix runtime, whose callers are answered directly.
+    fn current() -> Option<Inbox> {
+        actix_rt::Arbiter::try_current()?;
+        INBOX.with(|inbox| {
+            let mut inbox = inbox.borrow_mut();
+            if let Some(open) = inbox.as_ref().filter(|open| !open.sender.is_closed()) {
+                return Some(open.clone());
+            }
+            let (sender, mut deliveries) = mpsc::unbounded_channel::<Delivery>();
+            actix_rt::spawn(async move {
+                while let Some(deliver) = deliveries.recv().await {
+                    deliver();
+                }
+            });
+            let open = Inbox { thread: std::thread::current().id(), sender };
+            *inbox = Some(open.clone());
+            Some(open)
+        })
+    }
+}
+
+/// Where one answer goes: the caller's channel, and the caller thread's inbox if it has one.
 pub struct Reply<T> {
     sender: oneshot::Sender<T>,
-    caller: Option<(ThreadId, ArbiterHandle)>,
+    caller: Option<Inbox>,
 }
 
 /// A reply for the calling task, and the receiver it awaits.
 pub fn channel<T>() -> (Reply<T>, oneshot::Receiver<T>) {
     let (sender, receiver) = oneshot::channel();
-    let caller = actix_rt::Arbiter::try_current().map(|arbiter| (std::thread::current().id(), arbiter));
-    (Reply { sender, caller }, receiver)
+    (Reply { sender, caller: Inbox::current() }, receiver)
 }
 
-/// One caller thread's arbiter and the answers it sends there.
-type ThreadAnswers<T> = (ThreadId, ArbiterHandle, Vec<(oneshot::Sender<T>, T)>);
+/// One caller thread's inbox and the answers it delivers there.
+type ThreadAnswers<T> = (Inbox, Vec<(oneshot::Sender<T>, T)>);
 
-/// Answers callers, each on its own thread: one message to each caller thread's arbiter, which
-/// sends that thread's answers there. A caller on the current thread, or on a thread without
-/// an arbiter, is answered directly. A caller whose arbiter stopped hears that the channel
+/// Answers callers, each on its own thread: one message to each caller thread's inbox, which
+/// delivers that thread's answers there. A caller on the current thread, or on a thread without
+/// an actix runtime, is answered directly. A caller whose thread stopped hears that the channel
 /// closed.
 pub fn answer_all<T: Send + 'static>(answers: impl IntoIterator<Item = (Reply<T>, T)>) {
     let here = std::thread::current().id();
     let mut by_thread: Vec<ThreadAnswers<T>> = Vec::new();
     for (Reply { sender, caller }, answer) in answers {
-        let Some((thread, arbiter)) = caller.filter(|(thread, _)| *thread != here) else {
+        let Some(inbox) = caller.filter(|inbox| inbox.thread != here) else {
             let _ = sender.send(answer);
             continue;
         };
-        match by_thread.iter_mut().find(|(id, ..)| *id == thread) {
-            Some((.., answers)) => answers.push((sender, answer)),
-            None => by_thread.push((thread, arbiter, vec![(sender, answer)])),
+        match by_thread.iter_mut().find(|(known, _)| known.thread == inbox.thread) {
+            Some((_, answers)) => answers.push((sender, answer)),
+            None => by_thread.push((inbox, vec![(sender, answer)])),
         }
     }
-    for (_, arbiter, answers) in by_thread {
-        arbiter.spawn_fn(move || {
+    for (inbox, answers) in by_thread {
+        // If the thread stopped, the answers are dropped with the message: their callers
+        // hear that the channel closed.
+        let _ = inbox.sender.send(Box::new(move || {
             for (sender, answer) in answers {
                 let _ = sender.send(answer);
             }
-        });
+        }));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::task::{Context, Poll};
     use std::time::Duration;
 
     use super::*;
@@ -109,5 +158,61 @@ mod tests {
         assert_ne!(got[0].0, got[1].0, "two threads waited");
         first.stop();
         second.stop();
+    }
+
+    /// Puts the running task back at the end of its thread's queue once.
+    struct Requeue(bool);
+
+    impl Future for Requeue {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_busy_thread_resumes_its_caller_after_one_pass_over_its_queue_not_two() {
+        const QUEUE: u64 = 2_000;
+        let _system = actix_rt::System::new();
+        let arbiter = actix_rt::Arbiter::new();
+        let runs = Arc::new(AtomicU64::new(0));
+        let (handed, reply) = mpsc::channel();
+        let (done, resumed) = mpsc::channel();
+        let counted = runs.clone();
+        arbiter.spawn(async move {
+            // A queue that never drains, as a charger thread's under load: each task counts a
+            // run and goes to the back of the queue again.
+            for _ in 0..QUEUE {
+                let runs = counted.clone();
+                actix_rt::spawn(async move {
+                    loop {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        Requeue(false).await;
+                    }
+                });
+            }
+            let (reply, answer) = channel::<u32>();
+            handed.send(reply).unwrap();
+            let answer = answer.await.unwrap();
+            done.send((answer, counted.load(Ordering::SeqCst))).unwrap();
+        });
+        let reply = reply.recv_timeout(Duration::from_secs(5)).unwrap();
+        while runs.load(Ordering::SeqCst) < 10 * QUEUE {
+            std::thread::yield_now();
+        }
+        // From a writer's thread, while the caller's thread is busy.
+        let sent_at = runs.load(Ordering::SeqCst);
+        std::thread::spawn(move || answer_all([(reply, 7)])).join().unwrap();
+        let (answer, resumed_at) = resumed.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(answer, 7);
+        // One pass: the inbox runs within a few dozen tasks, the caller after the queue ahead of
+        // it. A task spawned to deliver would itself have waited for a whole pass first.
+        let waited = resumed_at - sent_at;
+        assert!(waited < QUEUE * 3 / 2, "the caller resumed {waited} task runs after its answer was sent");
+        arbiter.stop();
     }
 }
