@@ -39,12 +39,12 @@ impl Inbox {
     /// This thread's inbox, started if it has none (or its runtime stopped); none on a thread
     /// without an actix runtime, whose callers are answered directly.
     fn current() -> Option<Inbox> {
-        actix_rt::Arbiter::try_current()?;
         INBOX.with(|inbox| {
             let mut inbox = inbox.borrow_mut();
             if let Some(open) = inbox.as_ref().filter(|open| !open.sender.is_closed()) {
                 return Some(open.clone());
             }
+            actix_rt::Arbiter::try_current()?;
             let (sender, mut deliveries) = mpsc::unbounded_channel::<Delivery>();
             actix_rt::spawn(async move {
                 while let Some(deliver) = deliveries.recv().await {
