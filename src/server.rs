@@ -94,6 +94,7 @@ async fn start_writers(
     let thread = WriterThread(actix_rt::Arbiter::new());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let spawned = thread.0.spawn_fn(move || {
+        kilowatt_actors::runtime_probe::watch("writers");
         let last_seen = LastSeen::start(writer_pool.clone(), last_seen_flush);
         let _ = sender.send((
             ChargerWriters::start(
@@ -159,6 +160,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
         PoolSettings { max_size: config.db_pool_size, timeout: config.db_timeout },
     )?;
     crate::metrics::handle();
+    // This thread runs the registry, the sessions' actors and the other single actors.
+    kilowatt_actors::runtime_probe::watch("main");
     // One node without Redis: nothing can be connected before we listen.
     if config.redis_url.is_none() {
         let mut conn = pool::connection(&pool).await?;
@@ -345,6 +348,8 @@ fn listen(
 ) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
     let data = web::Data::new(state.clone());
     let server = HttpServer::new(move || {
+        // Called on each worker's thread as it starts.
+        kilowatt_actors::runtime_probe::watch("http");
         App::new().app_data(data.clone()).wrap(from_fn(crate::metrics::observe_http)).configure(routes)
     })
     .workers(workers)
@@ -381,6 +386,8 @@ fn listen_ocpp(
         .disable_signals()
         .shutdown_timeout(state.config.shutdown_timeout.as_secs())
         .listen("ocpp", listener, move || {
+            // Called on each worker's thread as it starts: the chargers' thread(s).
+            kilowatt_actors::runtime_probe::watch("ocpp");
             let app = App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(crate::metrics::observe_http))

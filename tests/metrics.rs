@@ -208,6 +208,17 @@ async fn a_charging_session_moves_the_session_gauge_the_settlement_and_energy_co
 }
 
 #[actix_rt::test]
+async fn every_thread_s_queue_of_ready_tasks_is_probed() {
+    let app = spawn_app().await;
+    // Each probe runs four times a second on its thread from start-up.
+    for thread in ["main", "writers", "meter_writer", "http", "ocpp"] {
+        let probed =
+            async || Scrape::take(&app).await.value("runtime_queue_delay_seconds_count", &[("thread", thread)]) >= 2.0;
+        assert!(eventually(probed).await, "the {thread} thread's queue is probed");
+    }
+}
+
+#[actix_rt::test]
 async fn single_actors_are_probed_and_payments_and_bookings_are_counted() {
     let app = spawn_app().await;
     // The probe runs at start-up and then every few seconds.

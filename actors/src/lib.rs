@@ -17,5 +17,6 @@ pub mod outbox;
 pub mod queue;
 pub mod registry;
 pub mod reply;
+pub mod runtime_probe;
 pub mod session;
 pub mod store;

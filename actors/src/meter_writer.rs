@@ -355,6 +355,7 @@ pub const METER_WRITERS: usize = 2;
 pub fn start_meter_writer(pools: PoolFactory, totals_every: chrono::Duration, registry: Addr<Registry>) -> MeterWriter {
     let thread = Arbiter::new().handle();
     let commit = GroupCommit::start_on(&thread, "meter_values", METER_WRITERS, MAX_BATCH, move || {
+        crate::runtime_probe::watch("meter_writer");
         let pool = pools()?;
         let sessions = Rc::new(RefCell::new(MeterSessions::default()));
         let write = batch_writer(move |conn, writes| write_meter_values(conn, writes, sessions.clone()));
