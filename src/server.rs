@@ -404,11 +404,12 @@ fn listen_ocpp(
                 let admission = admission.clone();
                 async move {
                     let peer = io.peer_addr().ok();
-                    Ok::<_, actix_http::error::DispatchError>((
-                        admission.admit(io).await,
-                        actix_http::Protocol::Http1,
-                        peer,
-                    ))
+                    // A socket whose charger hung up while it waited is dropped here (the error
+                    // goes nowhere: actix-server discards a connection's outcome).
+                    let admitted = admission.admit(io).await.ok_or_else(|| {
+                        actix_http::error::DispatchError::Io(std::io::ErrorKind::ConnectionAborted.into())
+                    })?;
+                    Ok((admitted, actix_http::Protocol::Http1, peer))
                 }
             })
             .and_then(http)

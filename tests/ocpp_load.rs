@@ -428,6 +428,37 @@ async fn chargers_past_the_connecting_limit_wait_for_a_place() {
 }
 
 #[actix_web::test]
+async fn a_charger_that_hangs_up_while_it_waits_for_a_place_is_dropped_unserved() {
+    let app =
+        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
+            .await;
+    let metric = async |name: &str| {
+        let metrics = app.get_text("/metrics").await.1;
+        let prefix = format!("{name} ");
+        metrics.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    // A silent socket holds the only place; a charger sends its handshake and waits behind it.
+    let silent = tokio::net::TcpStream::connect(ocpp_addr(&app)).await.expect("connect");
+    let addr = ocpp_addr(&app);
+    let mut gone = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    gone.write_all(upgrade_request(addr, "/GONE-1").as_bytes()).await.expect("handshake sent");
+    assert!(eventually(async || metric("ocpp_connecting_waiting").await == 1.0).await, "the charger waits");
+    // It gives up, as a charger whose handshake timed out does, before the place comes free.
+    drop(gone);
+    assert!(
+        eventually(async || metric("ocpp_connecting_abandoned_total").await == 1.0).await,
+        "the hung-up socket is counted as abandoned"
+    );
+    assert_eq!(metric("ocpp_connecting_waiting").await, 0.0, "and no longer waits");
+    // Its handshake was never served: no charger was registered or connected under its id.
+    drop(silent);
+    let next = ChargePoint::connect_with(&app.ocpp_url, "NEXT-1", options(&app)).await.expect("next connects");
+    assert_eq!(next.boot().await.expect("boot")["status"], "Accepted");
+    assert_eq!(count(&app, "SELECT count(*) FROM chargers WHERE charge_point_id = 'GONE-1'").await, 0);
+    assert_eq!(count(&app, "SELECT count(*) FROM chargers WHERE charge_point_id = 'NEXT-1'").await, 1);
+}
+
+#[actix_web::test]
 async fn a_charger_that_stops_reading_is_disconnected_at_the_high_water_mark() {
     let app = common::spawn_app_with(&[
         ("KILOWATT_UNKNOWN_CHARGERS", "accept"),

@@ -8,6 +8,10 @@
 //! the others, so every BootNotification takes about as long as the whole storm. Admitted a few
 //! hundred at a time, each charger that has begun is answered in a fraction of it; the storm as
 //! a whole takes somewhat longer (measured in BENCHMARKS.md: the limit trades one for the other).
+//!
+//! A charger that gives up waiting (its handshake timed out) usually connects again at once. Its
+//! old socket is dropped unserved as soon as the hang-up is seen, so that a storm does not serve
+//! every charger's handshake twice, once for a socket already closed.
 
 use std::io;
 use std::pin::Pin;
@@ -31,17 +35,58 @@ impl Admission {
     }
 
     /// Waits for a place for `io` (counted in `ocpp_connecting_waiting` meanwhile); the place
-    /// goes with the socket.
-    pub async fn admit(&self, io: TcpStream) -> AdmittedStream {
+    /// goes with the socket. A socket whose charger hangs up while it waits is dropped without
+    /// its handshake being served, and counted in `ocpp_connecting_abandoned_total`: `None`.
+    pub async fn admit(&self, io: TcpStream) -> Option<AdmittedStream> {
         let place = match self.places.clone().try_acquire_owned() {
             Ok(place) => Some(place),
             Err(_) => {
                 let _waiting = Waiting::new();
-                self.places.clone().acquire_owned().await.ok()
+                let place = tokio::select! {
+                    place = self.places.clone().acquire_owned() => place.ok(),
+                    () = hung_up(&io) => return abandoned(),
+                };
+                // It may have hung up since it was last looked at.
+                if has_hung_up(&io) {
+                    return abandoned();
+                }
+                place
             }
         };
-        AdmittedStream { io, place }
+        Some(AdmittedStream { io, place })
     }
+}
+
+/// How often a waiting socket is looked at to see whether its charger hung up. A charger gives
+/// up on a handshake after some seconds (the simulator after 10) and usually connects again:
+/// serving the old socket's handshake once a place comes would start a charger whose socket is
+/// already closed, and take a place from one still waiting.
+const HANG_UP_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Resolves once the peer of `io` has closed its side (its request may still be unread).
+async fn hung_up(io: &TcpStream) {
+    // A socket is readable as soon as its handshake arrives, so readiness cannot be awaited for
+    // the hang-up alone: it is looked at every so often instead.
+    while !has_hung_up(io) {
+        tokio::time::sleep(HANG_UP_CHECK).await;
+    }
+}
+
+/// Whether the peer of `io` has closed its side, as far as the I/O driver has seen.
+fn has_hung_up(io: &TcpStream) -> bool {
+    use futures_util::FutureExt;
+    match io.ready(tokio::io::Interest::READABLE).now_or_never() {
+        Some(Ok(ready)) => ready.is_read_closed(),
+        Some(Err(_)) => true,
+        None => false,
+    }
+}
+
+/// Counts a socket dropped because its charger hung up while it waited.
+fn abandoned() -> Option<AdmittedStream> {
+    metrics::counter!("ocpp_connecting_abandoned_total").increment(1);
+    tracing::debug!("a charger hung up while it waited for a connecting place: its socket is dropped");
+    None
 }
 
 /// One socket counted in `ocpp_connecting_waiting` for as long as it lives (a socket dropped
