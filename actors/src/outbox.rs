@@ -74,8 +74,13 @@ enum Flow {
 }
 
 struct Shared {
+    /// Encoded for the peer and not yet taken by the connection; on a served socket the first
+    /// may be partly written already.
     chunks: VecDeque<Bytes>,
     queued: usize,
+    /// The socket, when this side writes to it itself ([`serve`]) rather than through a response
+    /// body ([`start`]).
+    socket: Option<Rc<RefCell<TcpStream>>>,
     high_water: usize,
     flow: Flow,
     overflowed: bool,
@@ -89,6 +94,8 @@ impl Shared {
     /// The connection is closed: stop the actor and drop what it queued.
     fn connection_gone(&mut self) {
         self.body_gone = true;
+        // Nothing more is written, not even directly, and the socket closes with the reader.
+        self.socket = None;
         self.chunks = VecDeque::new();
         self.queued = 0;
         if let Some(waker) = self.pump_waker.take() {
@@ -100,6 +107,33 @@ impl Shared {
         if let Some(waker) = self.body_waker.take() {
             waker.wake();
         }
+    }
+
+    /// Hands a chunk the actor encoded to the connection.
+    ///
+    /// On a socket this side writes itself, with nothing queued ahead, the chunk is written at
+    /// once: an answer leaves in the same run of the actor's task that produced it. Queued
+    /// instead, it would wait for the writer's task to run, one more pass over the thread's
+    /// ready tasks, which under load is most of an answer's latency (`runtime_queue_delay_seconds`;
+    /// a MeterValues waited for three passes, now two). What the socket does not take at once is
+    /// queued for the writer, which waits for the socket to be writable.
+    fn send(&mut self, mut chunk: Bytes) {
+        if self.chunks.is_empty()
+            && let Some(io) = self.socket.as_ref()
+            && let Ok(io) = io.try_borrow()
+        {
+            match io.try_write(&chunk) {
+                Ok(written) if written == chunk.len() => return,
+                Ok(written) => {
+                    let _ = chunk.split_to(written);
+                }
+                // Not writable now, or failed: the writer waits for it, or meets the error and ends.
+                Err(_) => {}
+            }
+        }
+        self.queued += chunk.len();
+        self.chunks.push_back(chunk);
+        self.wake_body();
     }
 }
 
@@ -146,7 +180,7 @@ where
     A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
 {
     let mut response = ws::handshake_with_protocols(req, options.protocols)?;
-    let shared = open(payload, options, make);
+    let shared = open(payload, None, options, make);
     Ok(response.streaming(Body { shared }))
 }
 
@@ -171,12 +205,18 @@ where
 {
     let io = Rc::new(RefCell::new(io));
     let reader = SocketReader { io: io.clone(), received };
-    let shared = open(reader, options, make);
-    SocketWriter { io, shared, writing: None }
+    let shared = open(reader, Some(io.clone()), options, make);
+    SocketWriter { io, shared }
 }
 
 /// Starts the actor on `payload` with its pump on its own task; returns the queue it fills.
-fn open<A, S>(payload: S, options: &SocketOptions<'_>, make: impl FnOnce(Outbox) -> A) -> Rc<RefCell<Shared>>
+/// With `socket`, chunks are written to it directly whenever nothing is queued ahead of them.
+fn open<A, S>(
+    payload: S,
+    socket: Option<Rc<RefCell<TcpStream>>>,
+    options: &SocketOptions<'_>,
+    make: impl FnOnce(Outbox) -> A,
+) -> Rc<RefCell<Shared>>
 where
     A: Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
     S: Stream<Item = Result<Bytes, PayloadError>> + 'static,
@@ -184,6 +224,7 @@ where
     let shared = Rc::new(RefCell::new(Shared {
         chunks: VecDeque::new(),
         queued: 0,
+        socket,
         high_water: options.high_water_bytes,
         flow: Flow::Open,
         overflowed: false,
@@ -234,9 +275,7 @@ impl Future for Pump {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     let mut shared = this.shared.borrow_mut();
-                    shared.queued += chunk.len();
-                    shared.chunks.push_back(chunk);
-                    shared.wake_body();
+                    shared.send(chunk);
                     if shared.queued > shared.high_water {
                         tracing::warn!(
                             socket = this.kind,
@@ -349,67 +388,55 @@ impl Stream for SocketReader {
 }
 
 /// Writes the queue to the socket; ends when the actor has ended and everything is written,
-/// or at once when the peer fell too far behind or the socket failed.
+/// or at once when the peer fell too far behind or the socket failed. It runs only for what the
+/// socket did not take when it was sent ([`Shared::send`]).
 struct SocketWriter {
     io: Rc<RefCell<TcpStream>>,
     shared: Rc<RefCell<Shared>>,
-    /// The chunk being written, past what the socket already took.
-    writing: Option<Bytes>,
 }
 
 impl Future for SocketWriter {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
         loop {
-            let mut chunk = match this.writing.take() {
-                Some(chunk) => chunk,
-                None => {
-                    let mut shared = this.shared.borrow_mut();
-                    if shared.flow == Flow::Broken {
-                        shared.queued = 0;
-                        return Poll::Ready(());
-                    }
-                    match shared.chunks.pop_front() {
-                        Some(chunk) => {
-                            shared.queued -= chunk.len();
-                            chunk
-                        }
-                        None if shared.flow == Flow::Ended => return Poll::Ready(()),
-                        None => {
-                            if !shared.body_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                                shared.body_waker = Some(cx.waker().clone());
-                            }
-                            return Poll::Pending;
-                        }
-                    }
+            let mut shared = this.shared.borrow_mut();
+            if shared.flow == Flow::Broken {
+                shared.queued = 0;
+                return Poll::Ready(());
+            }
+            let Some(chunk) = shared.chunks.front_mut() else {
+                if shared.flow == Flow::Ended {
+                    return Poll::Ready(());
                 }
+                if !shared.body_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    shared.body_waker = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
             };
-            match this.io.borrow().poll_write_ready(cx) {
-                Poll::Pending => {
-                    this.writing = Some(chunk);
-                    return Poll::Pending;
-                }
+            let io = this.io.borrow();
+            match io.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(error)) => {
                     tracing::debug!(%error, "WebSocket peer gone while writing");
                     return Poll::Ready(());
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            match this.io.borrow().try_write(&chunk) {
-                Ok(written) => {
-                    let _ = chunk.split_to(written);
-                    if !chunk.is_empty() {
-                        this.writing = Some(chunk);
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => this.writing = Some(chunk),
+            let written = match io.try_write(chunk) {
+                Ok(written) => written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket peer gone while writing");
                     return Poll::Ready(());
                 }
+            };
+            let _ = chunk.split_to(written);
+            if chunk.is_empty() {
+                shared.chunks.pop_front();
             }
+            shared.queued -= written;
         }
     }
 }
@@ -417,5 +444,121 @@ impl Future for SocketWriter {
 impl Drop for SocketWriter {
     fn drop(&mut self) {
         self.shared.borrow_mut().connection_gone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::io::{Read, Write};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use actix::{ActorContext, StreamHandler};
+
+    use super::*;
+
+    /// Answers each text message with the same text, and reports how many of the busy tasks had
+    /// run when it did.
+    struct Echo {
+        _outbox: Outbox,
+        runs: Arc<AtomicU64>,
+        handled: mpsc::Sender<u64>,
+    }
+
+    impl Actor for Echo {
+        type Context = ws::WebsocketContext<Self>;
+    }
+
+    impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Echo {
+        fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+            match message {
+                Ok(ws::Message::Text(text)) => {
+                    let _ = self.handled.send(self.runs.load(Ordering::SeqCst));
+                    ctx.text(text);
+                }
+                _ => ctx.stop(),
+            }
+        }
+    }
+
+    /// Puts the running task back at the end of its thread's queue once.
+    struct Requeue(bool);
+
+    impl Future for Requeue {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    /// A masked client text frame (RFC 6455 section 5.3).
+    fn client_text_frame(text: &str) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81, 0x80 | u8::try_from(text.len()).unwrap()];
+        frame.extend(mask);
+        frame.extend(text.bytes().enumerate().map(|(i, byte)| byte ^ mask[i % 4]));
+        frame
+    }
+
+    #[test]
+    fn an_answer_leaves_in_the_run_that_produced_it_not_a_pass_over_the_busy_thread_later() {
+        const QUEUE: u64 = 2_000;
+        const ATTEMPTS: usize = 5;
+        let _system = actix_rt::System::new();
+        let arbiter = actix_rt::Arbiter::new();
+        let runs = Arc::new(AtomicU64::new(0));
+        let (bound, address) = mpsc::channel();
+        let (handled, handled_at) = mpsc::channel();
+        let counted = runs.clone();
+        arbiter.spawn(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            bound.send(listener.local_addr().unwrap()).unwrap();
+            let (io, _) = listener.accept().await.unwrap();
+            let options =
+                SocketOptions { protocols: &[], max_frame_bytes: 1024, high_water_bytes: 1 << 20, kind: "test" };
+            let runs = counted.clone();
+            actix_rt::spawn(serve(io, Bytes::new(), &options, move |outbox| Echo { _outbox: outbox, runs, handled }));
+            // A queue that never drains, as a charger thread's under load.
+            for _ in 0..QUEUE {
+                let runs = counted.clone();
+                actix_rt::spawn(async move {
+                    loop {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        Requeue(false).await;
+                    }
+                });
+            }
+        });
+        let mut client = std::net::TcpStream::connect(address.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut fastest = u64::MAX;
+        for attempt in 0..ATTEMPTS {
+            let start = runs.load(Ordering::SeqCst) + 10 * QUEUE;
+            while runs.load(Ordering::SeqCst) < start {
+                std::thread::yield_now();
+            }
+            let text = format!("reading {attempt}");
+            client.write_all(&client_text_frame(&text)).unwrap();
+            let mut answer = vec![0; 2 + text.len()];
+            client.read_exact(&mut answer).unwrap();
+            let received_at = runs.load(Ordering::SeqCst);
+            assert_eq!(&answer[2..], text.as_bytes());
+            let handled_at = handled_at.recv_timeout(Duration::from_secs(5)).unwrap();
+            // The least over the attempts: this thread may be descheduled in any one of them
+            // (other tests share the cores), but never makes an answer look early.
+            fastest = fastest.min(received_at - handled_at);
+        }
+        // Queued for the socket writer's task, the answer would have waited for the whole
+        // queue ahead of it.
+        assert!(fastest < QUEUE / 2, "the answer left {fastest} task runs after the actor produced it");
+        arbiter.stop();
     }
 }
