@@ -7,6 +7,8 @@ pub mod billing;
 pub mod booking;
 pub mod browser;
 pub mod bus;
+#[cfg(test)]
+mod busy_thread;
 pub mod charger;
 pub mod clock;
 pub mod last_seen;

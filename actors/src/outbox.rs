@@ -449,12 +449,9 @@ impl Drop for SocketWriter {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
     use std::io::{Read, Write};
-    use std::pin::Pin;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, mpsc};
-    use std::task::{Context, Poll};
     use std::time::Duration;
 
     use actix::{ActorContext, StreamHandler};
@@ -482,20 +479,6 @@ mod tests {
                 }
                 _ => ctx.stop(),
             }
-        }
-    }
-
-    /// Puts the running task back at the end of its thread's queue once.
-    struct Requeue(bool);
-
-    impl Future for Requeue {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if std::mem::replace(&mut self.0, true) {
-                return Poll::Ready(());
-            }
-            cx.waker().wake_by_ref();
-            Poll::Pending
         }
     }
 
@@ -527,15 +510,7 @@ mod tests {
             let runs = counted.clone();
             actix_rt::spawn(serve(io, Bytes::new(), &options, move |outbox| Echo { _outbox: outbox, runs, handled }));
             // A queue that never drains, as a charger thread's under load.
-            for _ in 0..QUEUE {
-                let runs = counted.clone();
-                actix_rt::spawn(async move {
-                    loop {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        Requeue(false).await;
-                    }
-                });
-            }
+            crate::busy_thread::keep_busy(QUEUE, &counted);
         });
         let mut client = std::net::TcpStream::connect(address.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -103,11 +103,8 @@ pub fn answer_all<T: Send + 'static>(answers: impl IntoIterator<Item = (Reply<T>
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::pin::Pin;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, mpsc};
-    use std::task::{Context, Poll};
     use std::time::Duration;
 
     use super::*;
@@ -160,20 +157,6 @@ mod tests {
         second.stop();
     }
 
-    /// Puts the running task back at the end of its thread's queue once.
-    struct Requeue(bool);
-
-    impl Future for Requeue {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if std::mem::replace(&mut self.0, true) {
-                return Poll::Ready(());
-            }
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-
     #[test]
     fn a_busy_thread_resumes_its_caller_after_one_pass_over_its_queue_not_two() {
         const QUEUE: u64 = 2_000;
@@ -185,17 +168,8 @@ mod tests {
         let (done, resumed) = mpsc::channel();
         let counted = runs.clone();
         arbiter.spawn(async move {
-            // A queue that never drains, as a charger thread's under load: each task counts a
-            // run and goes to the back of the queue again.
-            for _ in 0..QUEUE {
-                let runs = counted.clone();
-                actix_rt::spawn(async move {
-                    loop {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        Requeue(false).await;
-                    }
-                });
-            }
+            // A queue that never drains, as a charger thread's under load.
+            crate::busy_thread::keep_busy(QUEUE, &counted);
             for _ in 0..ATTEMPTS {
                 let (reply, answer) = channel::<u32>();
                 handed.send(reply).unwrap();
