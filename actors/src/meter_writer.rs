@@ -151,15 +151,39 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
     /// that thread's queue of ready tasks (see [`crate::reply`]).
     pub async fn submit(&self, input: I) -> Result<O, WriteError> {
         let (reply, answer) = reply::channel();
+        self.queue(input, reply)?;
+        let Ok((outcome, answered_at)) = answer.await else { return Err(WriteError::Stopped) };
+        self.resumed(answered_at);
+        outcome
+    }
+
+    /// As [`GroupCommit::submit`], and `on_stored` is called once the write is committed, as
+    /// soon as the caller's thread takes the answer and before the caller resumes (see
+    /// [`reply::channel_with_hook`]): for what must not wait for the caller's turn on a busy
+    /// thread. It is not called when the write fails, nor on a thread without an actix runtime.
+    pub async fn submit_with_hook(&self, input: I, on_stored: impl FnOnce(&O) + 'static) -> Result<O, WriteError> {
+        let (reply, answer) = reply::channel_with_hook(move |(outcome, _): &Answer<O>| {
+            if let Ok(output) = outcome {
+                on_stored(output);
+            }
+        });
+        self.queue(input, reply)?;
+        let Ok((outcome, answered_at)) = answer.await else { return Err(WriteError::Stopped) };
+        self.resumed(answered_at);
+        outcome
+    }
+
+    fn queue(&self, input: I, reply: Reply<Answer<O>>) -> Result<(), WriteError> {
         let job = Job { input, queued_at: Instant::now(), reply };
         self.sender.try_send(job).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => WriteError::Busy,
             mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
-        })?;
-        let Ok((outcome, answered_at)) = answer.await else { return Err(WriteError::Stopped) };
+        })
+    }
+
+    fn resumed(&self, answered_at: Instant) {
         metrics::histogram!("db_write_resume_seconds", "writer" => self.name)
             .record(answered_at.elapsed().as_secs_f64());
-        outcome
     }
 }
 
@@ -335,6 +359,18 @@ impl MeterWriter {
     pub async fn submit(&self, input: MeterInput, received_at: DateTime<Utc>) -> Result<Option<Progress>, WriteError> {
         let write = MeterWrite { input, received_at, totals_every: self.shared.totals_every };
         self.shared.commit.submit(write).await
+    }
+
+    /// As [`MeterWriter::submit`], and `on_stored` is called as soon as the readings are
+    /// committed, before the caller resumes (see [`GroupCommit::submit_with_hook`]).
+    pub async fn submit_with_hook(
+        &self,
+        input: MeterInput,
+        received_at: DateTime<Utc>,
+        on_stored: impl FnOnce() + 'static,
+    ) -> Result<Option<Progress>, WriteError> {
+        let write = MeterWrite { input, received_at, totals_every: self.shared.totals_every };
+        self.shared.commit.submit_with_hook(write, move |_| on_stored()).await
     }
 }
 

@@ -41,7 +41,7 @@ use std::task::{Context, Poll, Waker, ready};
 use actix::Actor;
 use actix_http::error::PayloadError;
 use actix_rt::net::TcpStream;
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use futures_util::Stream;
@@ -83,6 +83,9 @@ struct Shared {
     socket: Option<Rc<RefCell<TcpStream>>>,
     high_water: usize,
     flow: Flow,
+    /// The actor's context has ended (its last frames are queued); it may still be finishing
+    /// its [`Outbox::finish_with`] work, but nothing more is sent from outside it.
+    actor_done: bool,
     overflowed: bool,
     body_gone: bool,
     body_waker: Option<Waker>,
@@ -115,8 +118,9 @@ impl Shared {
     /// once: an answer leaves in the same run of the actor's task that produced it. Queued
     /// instead, it would wait for the writer's task to run, one more pass over the thread's
     /// ready tasks, which under load is most of an answer's latency (`runtime_queue_delay_seconds`;
-    /// a MeterValues waited for three passes, now two). What the socket does not take at once is
-    /// queued for the writer, which waits for the socket to be writable.
+    /// it was one of the three passes a MeterValues waited for). What the socket does not take at
+    /// once is queued for the writer, which waits for the socket to be writable. An answer sent
+    /// from outside the actor ([`Outbox::send_text`]) goes the same way.
     fn send(&mut self, mut chunk: Bytes) {
         if self.chunks.is_empty()
             && let Some(io) = self.socket.as_ref()
@@ -157,6 +161,30 @@ impl Outbox {
     /// Whether the socket is being closed because the peer fell too far behind.
     pub fn overflowed(&self) -> bool {
         self.shared.borrow().overflowed
+    }
+
+    /// Sends a text frame from outside the actor's context, such as an answer whose turn on a
+    /// busy thread should not wait for the actor's task (see [`crate::reply::channel_with_hook`]).
+    /// It goes out in order with everything the actor sent before: between two runs of the actor
+    /// its context holds nothing unsent, because the pump takes each frame it encodes before it
+    /// waits. Answers false, and sends nothing, once the actor has ended, the connection is
+    /// gone, or the peer fell behind; also if called while the actor itself runs (use its
+    /// context there).
+    pub fn send_text(&self, text: &str) -> bool {
+        let Ok(mut shared) = self.shared.try_borrow_mut() else { return false };
+        if shared.flow != Flow::Open || shared.actor_done || shared.body_gone {
+            return false;
+        }
+        let mut frame = BytesMut::with_capacity(text.len() + 4);
+        actix_http::ws::Parser::write_message(&mut frame, text, actix_http::ws::OpCode::Text, true, false);
+        shared.send(frame.freeze());
+        if shared.queued > shared.high_water {
+            // The pump disconnects the peer (it owns the actor, which must stop).
+            if let Some(waker) = shared.pump_waker.take() {
+                waker.wake();
+            }
+        }
+        true
     }
 
     /// Work to finish before the connection counts as closed: it runs once the actor has
@@ -227,6 +255,7 @@ where
         socket,
         high_water: options.high_water_bytes,
         flow: Flow::Open,
+        actor_done: false,
         overflowed: false,
         body_gone: false,
         body_waker: None,
@@ -240,6 +269,7 @@ where
     let pump_shared = shared.clone();
     actix_rt::spawn(async move {
         pump.await;
+        pump_shared.borrow_mut().actor_done = true;
         let linger = pump_shared.borrow_mut().linger.take();
         if let Some(work) = linger {
             work.await;
@@ -260,6 +290,30 @@ struct Pump {
     kind: &'static str,
 }
 
+impl Pump {
+    /// When the queue is past the high-water mark: drops it and the actor (the peer is
+    /// disconnected), and answers true.
+    fn overflow(&mut self) -> bool {
+        let mut shared = self.shared.borrow_mut();
+        if shared.queued <= shared.high_water {
+            return false;
+        }
+        tracing::warn!(
+            socket = self.kind,
+            queued_bytes = shared.queued,
+            high_water_bytes = shared.high_water,
+            "peer is not reading its socket: disconnecting"
+        );
+        metrics::counter!("ws_outbox_overflows_total", "socket" => self.kind).increment(1);
+        shared.chunks = VecDeque::new();
+        shared.flow = Flow::Broken;
+        shared.overflowed = true;
+        drop(shared);
+        self.stream = None;
+        true
+    }
+}
+
 impl Future for Pump {
     type Output = ();
 
@@ -271,24 +325,14 @@ impl Future for Pump {
                 this.stream = None;
                 return Poll::Ready(());
             }
+            if this.overflow() {
+                return Poll::Ready(());
+            }
             let Some(stream) = this.stream.as_mut() else { return Poll::Ready(()) };
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let mut shared = this.shared.borrow_mut();
-                    shared.send(chunk);
-                    if shared.queued > shared.high_water {
-                        tracing::warn!(
-                            socket = this.kind,
-                            queued_bytes = shared.queued,
-                            high_water_bytes = shared.high_water,
-                            "peer is not reading its socket: disconnecting"
-                        );
-                        metrics::counter!("ws_outbox_overflows_total", "socket" => this.kind).increment(1);
-                        shared.chunks = VecDeque::new();
-                        shared.flow = Flow::Broken;
-                        shared.overflowed = true;
-                        drop(shared);
-                        this.stream = None;
+                    this.shared.borrow_mut().send(chunk);
+                    if this.overflow() {
                         return Poll::Ready(());
                     }
                 }
@@ -534,6 +578,102 @@ mod tests {
         // Queued for the socket writer's task, the answer would have waited for the whole
         // queue ahead of it.
         assert!(fastest < QUEUE / 2, "the answer left {fastest} task runs after the actor produced it");
+        arbiter.stop();
+    }
+
+    /// Answers each text message with "actor: " and the text, and tells the test's task on its
+    /// thread; stops (closing the socket) on "stop", and then lingers until `release`.
+    struct Relay {
+        outbox: Outbox,
+        told: tokio::sync::mpsc::UnboundedSender<()>,
+        release: Option<tokio::sync::oneshot::Receiver<()>>,
+    }
+
+    impl Actor for Relay {
+        type Context = ws::WebsocketContext<Self>;
+
+        fn stopped(&mut self, _: &mut Self::Context) {
+            let release = self.release.take();
+            self.outbox.finish_with(async move {
+                if let Some(release) = release {
+                    let _ = release.await;
+                }
+            });
+        }
+    }
+
+    impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Relay {
+        fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+            match message {
+                Ok(ws::Message::Text(text)) if &*text == "stop" => {
+                    ctx.close(None);
+                    ctx.stop();
+                }
+                Ok(ws::Message::Text(text)) => ctx.text(format!("actor: {text}")),
+                _ => ctx.stop(),
+            }
+            let _ = self.told.send(());
+        }
+    }
+
+    /// Reads one unmasked server frame's opcode and payload (short frames only).
+    fn read_frame(client: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+        let mut header = [0; 2];
+        client.read_exact(&mut header).unwrap();
+        assert!(header[1] < 126, "a short unmasked frame");
+        let mut payload = vec![0; usize::from(header[1])];
+        client.read_exact(&mut payload).unwrap();
+        (header[0], payload)
+    }
+
+    #[test]
+    fn a_frame_sent_from_outside_the_actor_follows_the_actors_and_none_is_sent_once_it_ended() {
+        let _system = actix_rt::System::new();
+        let arbiter = actix_rt::Arbiter::new();
+        let (bound, address) = mpsc::channel();
+        let (sent, sent_results) = mpsc::channel();
+        // `spawn_fn`: the task holds the (thread-bound) outbox across awaits.
+        arbiter.spawn_fn(move || {
+            actix_rt::spawn(relay_and_send_from_outside(bound, sent));
+        });
+        /// Serves one connection with a [`Relay`] and sends from outside it, reporting each
+        /// send's result on `sent`.
+        async fn relay_and_send_from_outside(bound: mpsc::Sender<std::net::SocketAddr>, sent: mpsc::Sender<bool>) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            bound.send(listener.local_addr().unwrap()).unwrap();
+            let (io, _) = listener.accept().await.unwrap();
+            let options =
+                SocketOptions { protocols: &[], max_frame_bytes: 1024, high_water_bytes: 1 << 20, kind: "test" };
+            let (told, mut handled) = tokio::sync::mpsc::unbounded_channel();
+            let (outbox_tx, outbox_rx) = tokio::sync::oneshot::channel();
+            let (release, lingering) = tokio::sync::oneshot::channel();
+            actix_rt::spawn(serve(io, Bytes::new(), &options, move |outbox| {
+                let _ = outbox_tx.send(outbox.clone());
+                Relay { outbox, told, release: Some(lingering) }
+            }));
+            let outbox = outbox_rx.await.unwrap();
+            // After the actor answered "hello", as a writer's hook would between its runs.
+            handled.recv().await.unwrap();
+            sent.send(outbox.send_text("outside")).unwrap();
+            // After the actor closed the socket and stopped, while its last work still runs.
+            handled.recv().await.unwrap();
+            sent.send(outbox.send_text("too late")).unwrap();
+            let _ = release.send(());
+        }
+        let mut client = std::net::TcpStream::connect(address.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+
+        client.write_all(&client_text_frame("hello")).unwrap();
+        assert_eq!(read_frame(&mut client), (0x81, b"actor: hello".to_vec()));
+        assert!(sent_results.recv_timeout(Duration::from_secs(5)).unwrap(), "sent while the actor runs");
+        assert_eq!(read_frame(&mut client), (0x81, b"outside".to_vec()));
+
+        client.write_all(&client_text_frame("stop")).unwrap();
+        assert!(!sent_results.recv_timeout(Duration::from_secs(5)).unwrap(), "refused once the actor ended");
+        assert_eq!(read_frame(&mut client).0, 0x88, "the close frame");
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "nothing after the close frame: {rest:?}");
         arbiter.stop();
     }
 }
