@@ -221,6 +221,11 @@ async fn a_full_transaction_is_stored_and_billed_exactly_once() {
     assert_eq!(charger.authorize("DRIVER1").await.expect("authorize")["idTagInfo"]["status"], "ConcurrentTx");
 
     charger.meter_values(1, Some(tx), 14_000, Some(7_200), Some(55)).await.expect("meter values");
+    // Answered once: the CALLRESULT leaves as soon as the readings are committed, and the
+    // connection does not send it again when its task resumes (a second copy would arrive
+    // before the Heartbeat's answer).
+    charger.heartbeat().await.expect("heartbeat");
+    assert_eq!(charger.next_unsolicited(Duration::ZERO).await, None, "a MeterValues answered twice");
     assert_eq!(count(&app, "SELECT energy_wh AS n FROM charging_sessions").await, 4_000);
     assert_eq!(money(&app, "SELECT cost AS amount FROM charging_sessions").await, Decimal::new(7400, 2));
     assert!(count(&app, "SELECT count(*) AS n FROM meter_values WHERE session_id IS NOT NULL").await >= 1);

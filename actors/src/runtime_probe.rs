@@ -5,9 +5,10 @@
 //! the answer to its batch, a browser's push, a database connection's reply. Neither actix nor
 //! tokio tells how many are waiting, so the probe measures the wait itself: every [`PERIOD`] it
 //! spawns a task on its thread and records how long that task took to start. That is one pass
-//! over the thread's queue; a MeterValues passes the charger thread's queue three times (its
-//! frame is read, its batch's answer is delivered, its charger's task resumes), so a thread
-//! whose p99 here is 30 ms answers readings late by about three times that.
+//! over the thread's queue. A MeterValues waits for the charger thread's queue once, for its
+//! frame to be read; its answer then leaves from the thread's inbox as soon as its batch is
+//! committed (the inbox is taken within 31 tasks, [`crate::reply`]), so a thread whose p99 here
+//! is 30 ms answers readings late by about that much.
 //!
 //! The latency histograms say *that* answers are late; this says whether a thread's queue is
 //! why, and which thread's (BENCHMARKS.md measured it with a probe of this kind).

@@ -7,7 +7,8 @@
 //! answered at once (last-seen goes to the presence batcher, [`crate::last_seen`]); Boot-,
 //! Status- and MeterValues go to the group-committing writers ([`crate::meter_writer`]), and
 //! Authorize, Start- and StopTransaction to the transaction writer ([`super::transactions`]);
-//! each is answered once its batch is committed.
+//! each is answered once its batch is committed. A MeterValues is answered from the commit
+//! itself ([`AnswerEarly`]), not when its connection's task next runs.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
@@ -70,11 +71,21 @@ pub fn heartbeat(env: &ChargerEnv) -> CentralSystemResponse {
     HeartbeatResponse { current_time: env.clock.now() }.into()
 }
 
-/// Handles one request from the charger.
+/// Sends a CALL's answer ahead of the connection's task: a handler whose answer is settled
+/// once a group-committed write is (MeterValues) hands it to the writer's arrival hook
+/// ([`crate::reply::channel_with_hook`]), so the CALLRESULT leaves as soon as the charger's thread
+/// takes the commit, not a pass over that thread's ready tasks later when the connection's task
+/// resumes. The handler still returns the same answer, which the connection then does not send
+/// again.
+pub type AnswerEarly = Box<dyn FnOnce(&CentralSystemResponse)>;
+
+/// Handles one request from the charger; `answer_early`, if the request's answer can be sent as
+/// soon as its write is committed (see [`AnswerEarly`]).
 pub async fn handle(
     env: &ChargerEnv,
     state: &mut ConnectionState,
     request: ChargePointRequest,
+    answer_early: Option<AnswerEarly>,
 ) -> Result<CentralSystemResponse, CallError> {
     let now = env.clock.now();
     let allowed_before_acceptance =
@@ -156,13 +167,23 @@ pub async fn handle(
         }
         ChargePointRequest::MeterValues(values) => {
             let connector_number = i32::try_from(values.connector_id).unwrap_or(i32::MAX);
-            record_meter_values(env, state, connector_number, values.transaction_id, &values.meter_value, now).await?;
+            let on_stored = answer_early.map(|send| move || send(&MeterValuesResponse {}.into()));
+            record_meter_values(
+                env,
+                state,
+                connector_number,
+                values.transaction_id,
+                &values.meter_value,
+                now,
+                on_stored,
+            )
+            .await?;
             Ok(MeterValuesResponse {}.into())
         }
         ChargePointRequest::StopTransaction(stop) => {
             // Its readings first, through the meter writer.
             if let Some(data) = stop.transaction_data.as_deref().filter(|d| !d.is_empty()) {
-                record_meter_values(env, state, 0, Some(stop.transaction_id), data, now).await?;
+                record_meter_values(env, state, 0, Some(stop.transaction_id), data, now, None::<fn()>).await?;
             }
             stop_transaction(env, state, stop, now).await
         }
@@ -331,6 +352,7 @@ async fn record_meter_values(
     transaction_id: Option<i32>,
     values: &[MeterValue],
     now: DateTime<Utc>,
+    on_stored: Option<impl FnOnce() + 'static>,
 ) -> Result<(), CallError> {
     let sampled_at = values.iter().map(|v| v.timestamp).max().unwrap_or(now);
     let (samples, sample_count) = meters::samples_json(values.iter().flat_map(|value| {
@@ -365,7 +387,11 @@ async fn record_meter_values(
             .and_then(|s| s.round().to_i16())
             .filter(|s| (0..=100).contains(s)),
     };
-    let progress = env.writes.meters.submit(input, now).await.map_err(|error| {
+    let stored = match on_stored {
+        Some(on_stored) => env.writes.meters.submit_with_hook(input, now, on_stored).await,
+        None => env.writes.meters.submit(input, now).await,
+    };
+    let progress = stored.map_err(|error| {
         tracing::error!(charge_point_id = %state.charge_point_id, %error, "meter values not stored");
         write_failed(error)
     })?;

@@ -17,7 +17,9 @@ pub mod credentials;
 pub mod handlers;
 pub mod transactions;
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -411,21 +413,60 @@ impl ChargerActor {
     }
 }
 
+/// Records a frame in the message log, unless its action is one that stays out of it.
+fn log_frame(env: &ChargerEnv, charge_point_id: &str, direction: &'static str, text: &str, meta: FrameMeta) {
+    if meta.is_one_of(&env.settings.unlogged_actions) {
+        return;
+    }
+    env.log.record(LoggedFrame {
+        charge_point_id: charge_point_id.to_string(),
+        direction,
+        message_type: meta.message_type,
+        message_id: meta.message_id,
+        action: meta.action,
+        payload: text.to_string(),
+        error_code: meta.error_code,
+        created_at: env.clock.now(),
+    });
+}
+
+/// Counts a CALL answered with a CALLRESULT, and how long it took.
+fn record_answered(action: &str, received: Instant) {
+    metrics::counter!("ocpp_messages_total", "action" => action.to_string(), "outcome" => "ok").increment(1);
+    metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_string())
+        .record(received.elapsed().as_secs_f64());
+}
+
+/// A CALL being handled on the actor: what its answer needs, shared with the hook that may
+/// send the answer before the actor's task runs again ([`handlers::AnswerEarly`]).
+struct Handling {
+    message_id: String,
+    action: String,
+    received: Instant,
+    /// The hook sent the CALLRESULT: the actor does not send it again.
+    answered: Cell<bool>,
+}
+
 impl ChargerActor {
     fn log(&self, direction: &'static str, text: &str, meta: FrameMeta) {
-        if meta.is_one_of(&self.env.settings.unlogged_actions) {
-            return;
-        }
-        self.env.log.record(LoggedFrame {
-            charge_point_id: self.charge_point_id.clone(),
-            direction,
-            message_type: meta.message_type,
-            message_id: meta.message_id,
-            action: meta.action,
-            payload: text.to_string(),
-            error_code: meta.error_code,
-            created_at: self.env.clock.now(),
-        });
+        log_frame(&self.env, &self.charge_point_id, direction, text, meta);
+    }
+
+    /// The hook that sends `handling`'s CALLRESULT straight to the socket, from outside the
+    /// actor (see [`handlers::AnswerEarly`]); if the socket is closing, it leaves the answer to
+    /// the actor.
+    fn answer_early(&self, handling: &Rc<Handling>) -> handlers::AnswerEarly {
+        let (handling, outbox, env) = (handling.clone(), self.outbox.clone(), self.env.clone());
+        let charge_point_id = self.charge_point_id.clone();
+        Box::new(move |response| {
+            let text = call_result_frame(&handling.message_id, &response.payload());
+            if outbox.send_text(&text) {
+                handling.answered.set(true);
+                record_answered(&handling.action, handling.received);
+                let meta = FrameMeta::result(&handling.message_id, Some(&handling.action));
+                log_frame(&env, &charge_point_id, "out", &text, meta);
+            }
+        })
     }
 
     fn send_text(&mut self, text: String, meta: FrameMeta, ctx: &mut ws::WebsocketContext<Self>) {
@@ -625,13 +666,29 @@ impl ChargerActor {
         drop(payload);
         let Some(mut state) = self.state.take() else { return };
         let env = self.env.clone();
+        let handling = Rc::new(Handling { message_id, action, received, answered: Cell::new(false) });
+        let answer_early = self.answer_early(&handling);
         let work = async move {
-            let reply = handlers::handle(&env, &mut state, request).await;
+            let reply = handlers::handle(&env, &mut state, request, Some(answer_early)).await;
             (state, reply)
         };
         ctx.spawn(work.into_actor(self).map(move |(state, reply), actor, ctx| {
             actor.state = Some(state);
-            actor.answer(&message_id, &action, received, reply, ctx);
+            if handling.answered.get() {
+                actor.connecting_place = None;
+                if let Err(error) = reply {
+                    // A handler answers early only once its answer is settled; if it ever
+                    // failed after that, the charger already has its CALLRESULT.
+                    tracing::error!(
+                        charge_point_id = %actor.charge_point_id,
+                        action = %handling.action,
+                        %error,
+                        "a CALL answered early failed afterwards"
+                    );
+                }
+            } else {
+                actor.answer(&handling.message_id, &handling.action, handling.received, reply, ctx);
+            }
             actor.serve_waiting(ctx);
         }));
     }
@@ -647,18 +704,17 @@ impl ChargerActor {
     ) {
         let (text, meta) = match reply {
             Ok(response) => {
-                metrics::counter!("ocpp_messages_total", "action" => action.to_string(), "outcome" => "ok")
-                    .increment(1);
+                record_answered(action, received);
                 (call_result_frame(message_id, &response.payload()), FrameMeta::result(message_id, Some(action)))
             }
             Err(error) => {
                 record_rejection(&self.charge_point_id, action, &error);
+                metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_string())
+                    .record(received.elapsed().as_secs_f64());
                 let meta = FrameMeta::error(message_id, Some(action), error.code);
                 (call_error_frame(message_id, &error), meta)
             }
         };
-        metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_string())
-            .record(received.elapsed().as_secs_f64());
         self.send_text(text, meta, ctx);
         self.connecting_place = None;
     }
