@@ -22,6 +22,15 @@ pub fn keep_busy(tasks: u64, runs: &Arc<AtomicU64>) {
     }
 }
 
+/// Blocks the calling (test) thread until the busy thread has run `tasks` more tasks, so that
+/// what is measured next starts with the busy queue cycling at full length.
+pub fn wait_for_runs(runs: &AtomicU64, tasks: u64) {
+    let until = runs.load(Ordering::SeqCst) + tasks;
+    while runs.load(Ordering::SeqCst) < until {
+        std::thread::yield_now();
+    }
+}
+
 /// Puts the running task back at the end of its thread's queue once.
 struct Requeue(bool);
 

@@ -560,10 +560,7 @@ mod tests {
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut fastest = u64::MAX;
         for attempt in 0..ATTEMPTS {
-            let start = runs.load(Ordering::SeqCst) + 10 * QUEUE;
-            while runs.load(Ordering::SeqCst) < start {
-                std::thread::yield_now();
-            }
+            crate::busy_thread::wait_for_runs(&runs, 10 * QUEUE);
             let text = format!("reading {attempt}");
             client.write_all(&client_text_frame(&text)).unwrap();
             let mut answer = vec![0; 2 + text.len()];

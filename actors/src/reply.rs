@@ -261,10 +261,7 @@ mod tests {
         let mut measured = 0;
         for _ in 0..ATTEMPTS {
             let reply = reply.recv_timeout(Duration::from_secs(5)).unwrap();
-            let start = runs.load(Ordering::SeqCst) + 10 * QUEUE;
-            while runs.load(Ordering::SeqCst) < start {
-                std::thread::yield_now();
-            }
+            crate::busy_thread::wait_for_runs(&runs, 10 * QUEUE);
             // From another thread than the caller's, while the caller's thread is busy.
             let sent_at = runs.load(Ordering::SeqCst);
             answer_all([(reply, 7)]);
@@ -312,10 +309,7 @@ mod tests {
         let mut fastest = u64::MAX;
         for attempt in 0..ATTEMPTS {
             let reply = reply.recv_timeout(Duration::from_secs(5)).unwrap();
-            let start = runs.load(Ordering::SeqCst) + 10 * QUEUE;
-            while runs.load(Ordering::SeqCst) < start {
-                std::thread::yield_now();
-            }
+            crate::busy_thread::wait_for_runs(&runs, 10 * QUEUE);
             let sent_at = runs.load(Ordering::SeqCst);
             let answer = u32::try_from(attempt).unwrap();
             answer_all([(reply, answer)]);
