@@ -1,10 +1,13 @@
 //! The store against real PostgreSQL: migrations run up, down and up again; the generated
 //! `schema.rs` matches the migrated database; and the invariants the database itself must
 //! enforce (one active session per connector and driver, no overlapping bookings, an
-//! append-only ledger charged at most once per reference) hold.
+//! append-only ledger charged at most once per reference) hold; and a meter batch
+//! stores every reading and neither moves nor answers progress for a session settled
+//! elsewhere.
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use diesel::sql_types::{Array, BigInt, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kilowatt_actors::store::database;
+use kilowatt_actors::store::meters::{MeterInput, MeterSample, MeterSessions, record_meter_batch, samples_json};
 use kilowatt_actors::store::pool::{self, PoolSettings};
 use kilowatt_actors::store::prepared::{KeepPrepared, plan_each_run};
 
@@ -374,4 +378,90 @@ async fn a_kept_batch_statement_is_planned_for_each_run_in_a_transaction_that_as
         .await
         .expect("plan_cache_mode");
     assert_eq!(setting[0].n, 1);
+}
+
+/// One reading of transaction 42 on CP-1's connector 1 with the energy register at `register_wh`.
+fn reading(register_wh: i64, sampled_at: chrono::DateTime<chrono::Utc>) -> MeterInput {
+    let raw = register_wh.to_string();
+    let sample = MeterSample {
+        sampled_at: None,
+        measurand: "Energy.Active.Import.Register",
+        phase: None,
+        unit: Some("Wh"),
+        context: None,
+        location: None,
+        format: None,
+        raw_value: &raw,
+        value: Some(register_wh.into()),
+    };
+    let (samples, sample_count) = samples_json([sample]).expect("samples");
+    MeterInput {
+        charger_id: 1,
+        connector_number: 1,
+        transaction_id: Some(42),
+        samples,
+        sample_count,
+        sampled_at,
+        energy_register_wh: Some(register_wh),
+        power_w: None,
+        soc_percent: None,
+    }
+}
+
+async fn session_energy(conn: &mut AsyncPgConnection) -> (i64, i64) {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        energy_wh: i64,
+        #[diesel(sql_type = BigInt)]
+        readings: i64,
+    }
+    let row: Row = sql_query(
+        "SELECT s.energy_wh, (SELECT count(*) FROM meter_readings r WHERE r.session_id = s.id) AS readings \
+         FROM charging_sessions s WHERE s.transaction_id = 42",
+    )
+    .get_result(conn)
+    .await
+    .expect("session");
+    (row.energy_wh, row.readings)
+}
+
+#[actix_web::test]
+async fn a_meter_batch_stores_every_reading_and_neither_moves_nor_answers_for_a_session_settled_elsewhere() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.connect().await;
+    seed_network(&mut conn).await;
+    exec(
+        &mut conn,
+        "INSERT INTO charging_sessions (user_id, charger_id, connector_id, id_tag, source, status, price_per_kwh, \
+           transaction_id, meter_start_wh, started_at) \
+         VALUES (2, 1, 1, 'TAG2', 'charger', 'active', 18.50, 42, 1000, now())",
+    )
+    .await
+    .expect("session");
+    // The writer remembers the session from the first batch on.
+    let known = RefCell::new(MeterSessions::default());
+    let start = chrono::Utc::now();
+    let totals_every = chrono::Duration::seconds(5);
+
+    // The first reading that moves the meter writes the session's totals at once.
+    let first = reading(3000, start);
+    let answers = record_meter_batch(&mut conn, &[&first], &known, start, totals_every).await.expect("first batch");
+    let progress = answers[0].clone().expect("progress of an active session");
+    assert_eq!((progress.energy_wh, progress.cost), (2000, rust_decimal::Decimal::new(3700, 2)));
+    assert_eq!(session_energy(&mut conn).await, (2000, 1));
+
+    // The session is settled elsewhere (a driver's stop through the app, say) while the
+    // writer still remembers it as active.
+    exec(&mut conn, "UPDATE charging_sessions SET status = 'completed', settled_at = now(), ended_at = now()")
+        .await
+        .expect("settle");
+
+    // A later reading, due to write the totals, is stored; the settled session is not moved
+    // and the reading answers no progress.
+    let later = start + totals_every * 2;
+    let second = reading(4000, later);
+    let answers = record_meter_batch(&mut conn, &[&second], &known, later, totals_every).await.expect("second batch");
+    assert_eq!(answers, vec![None], "a settled session answered progress");
+    assert_eq!(session_energy(&mut conn).await, (2000, 2));
 }
