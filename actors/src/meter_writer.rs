@@ -374,14 +374,15 @@ impl MeterWriter {
     }
 }
 
-/// Batches of meter values in flight at once: one being written while the next fills. Early
-/// builds, whose batches took tens of milliseconds, needed four to keep up with a fleet's 20,000
-/// MeterValues a second. Now a batch takes about 3 ms, and with two the oldest write waits about
-/// 1 ms for its batch. PostgreSQL then needs about a sixth less CPU (56 % of a core instead of
-/// 66–68 %), because the batches are fewer and larger (36 writes on average instead of 23–32).
-/// Four were worse at 20,000 a second: batches of 512 took 65–100 ms instead of 30–35
-/// (BENCHMARKS.md, run B3).
-pub const METER_WRITERS: usize = 2;
+/// Batches of meter values in flight at once: one. The next fills while it is written, and
+/// goes out the moment it commits. Early builds, whose batches took tens of milliseconds, needed
+/// four to keep up with 20,000 MeterValues a second (four were then worse than two: batches of
+/// 512 took 65–100 ms instead of 30–35, BENCHMARKS.md run B3). Two cost PostgreSQL a sixth less
+/// CPU than four (runs M1–M5), and one costs it a fifth less than two: 46 % of a core instead of
+/// 56 % at 20,000 a second (runs B0 and W2). Two batches written at once contend for the same
+/// table's last page, its indexes and the WAL, and each took twice as long (2.1 ms against
+/// 1.1 ms on average, runs P2 and W1); the MeterValues p50 halved (14 ms instead of 31).
+pub const METER_WRITERS: usize = 1;
 
 /// Starts the meter writer on a thread of its own: it writes its batches on a pool that `pools`
 /// builds there (which should use [`crate::store::pool::build_batch_pool`] and
