@@ -6,7 +6,8 @@
 //! statements and WAL flushes instead of a hundred thousand.
 //!
 //! Batches form by themselves: at most `writers` batches are written at once, and whatever
-//! arrives meanwhile goes into the next one (up to [`MAX_BATCH`]). A lone write goes out at
+//! arrives meanwhile goes into the next one (up to [`MAX_BATCH`]); a writer may also write one
+//! batch at a time while they are quick ([`Concurrency::stagger`]). A lone write goes out at
 //! once (no added delay when the system is quiet); under load one commit covers hundreds of
 //! writes. A batch that fails is retried one write at a time, so one bad write cannot fail
 //! the others. Callers are answered on their own threads, one message per batch and thread
@@ -18,12 +19,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use actix_rt::{Arbiter, ArbiterHandle};
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::registry::{NotifySession, NotifySessions, Registry};
 use crate::reply::{self, Reply};
@@ -33,6 +34,25 @@ use crate::store::{AsyncPgConnection, DbPool, StoreError, pool};
 
 /// Most writes in one batch.
 pub const MAX_BATCH: usize = 512;
+
+/// How many batches a writer writes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Most batches written at once.
+    pub writers: usize,
+    /// While a batch is being written, another goes out only once the latest one has taken this
+    /// long (`None`: at once, up to `writers`). A writer then writes one batch at a time while
+    /// its batches are quick, as few and as large as it can, and a slow one does not hold up
+    /// every write behind it for longer than this.
+    pub stagger: Option<Duration>,
+}
+
+impl Concurrency {
+    /// Up to `writers` batches at once, each going out as soon as a writer is free.
+    pub const fn at_once(writers: usize) -> Self {
+        Concurrency { writers, stagger: None }
+    }
+}
 
 /// Writes waiting for a batch before new ones are refused (the caller retries).
 const QUEUE: usize = 50_000;
@@ -121,15 +141,25 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         write: BatchFn<I, O>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        Batches { name, pool, write: Rc::new(write), committed: None }.collect(writers, max_batch, receiver);
+        Batches { name, pool, write: Rc::new(write), committed: None }.collect(
+            Concurrency::at_once(writers),
+            max_batch,
+            receiver,
+        );
         GroupCommit { name, sender }
     }
 
     /// Starts a writer on `thread` (an arbiter's), as [`GroupCommit::start_with_batch`] does on
-    /// the current runtime: `setup` runs there first and gives the pool, the batch writer (which
+    /// the current runtime, with batches written at once as `concurrency` says: `setup` runs there first and gives the pool, the batch writer (which
     /// may keep state between batches) and what to tell of every committed batch. If `setup`
     /// fails, every write is refused as [`WriteError::Stopped`].
-    pub fn start_on<S>(thread: &ArbiterHandle, name: &'static str, writers: usize, max_batch: usize, setup: S) -> Self
+    pub fn start_on<S>(
+        thread: &ArbiterHandle,
+        name: &'static str,
+        concurrency: Concurrency,
+        max_batch: usize,
+        setup: S,
+    ) -> Self
     where
         I: Send,
         S: FnOnce() -> Result<WriterSetup<I, O>, StoreError> + Send + 'static,
@@ -137,7 +167,7 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         thread.spawn_fn(move || match setup() {
             Ok((pool, write, committed)) => {
-                Batches { name, pool, write, committed }.collect(writers, max_batch, receiver);
+                Batches { name, pool, write, committed }.collect(concurrency, max_batch, receiver);
             }
             Err(error) => tracing::error!(writer = name, %error, "the writer could not start: writes are refused"),
         });
@@ -208,8 +238,9 @@ impl<I, O> Clone for Batches<I, O> {
 
 impl<I: 'static, O: Send + 'static> Batches<I, O> {
     /// Collects and writes batches from `receiver` on the current runtime until it closes.
-    fn collect(self, writers: usize, max_batch: usize, receiver: mpsc::Receiver<Job<I, O>>) {
-        actix_rt::spawn(collect_batches(self, writers.max(1), max_batch.max(1), receiver));
+    fn collect(self, concurrency: Concurrency, max_batch: usize, receiver: mpsc::Receiver<Job<I, O>>) {
+        let concurrency = Concurrency { writers: concurrency.writers.max(1), ..concurrency };
+        actix_rt::spawn(collect_batches(self, concurrency, max_batch.max(1), receiver));
     }
 }
 
@@ -221,22 +252,58 @@ impl<I, O> Batches<I, O> {
     }
 }
 
+/// When the batches being written started, for [`Concurrency::stagger`].
+#[derive(Debug, Default)]
+struct Running {
+    started: Vec<Instant>,
+}
+
+impl Running {
+    /// When another batch may go out: at once if none is being written, else `stagger` after
+    /// the latest one started.
+    fn next_start(&self, stagger: Duration) -> Option<Instant> {
+        self.started.iter().max().map(|latest| *latest + stagger)
+    }
+
+    fn finished(&mut self, started: Instant) {
+        if let Some(at) = self.started.iter().position(|s| *s == started) {
+            self.started.swap_remove(at);
+        }
+    }
+}
+
 async fn collect_batches<I: 'static, O: Send + 'static>(
     batches: Batches<I, O>,
-    writers: usize,
+    concurrency: Concurrency,
     max_batch: usize,
     mut receiver: mpsc::Receiver<Job<I, O>>,
 ) {
-    let writers = Arc::new(Semaphore::new(writers));
+    let writers = Arc::new(Semaphore::new(concurrency.writers));
+    let running = Rc::new(RefCell::new(Running::default()));
+    let finished = Rc::new(Notify::new());
     loop {
         let Ok(permit) = writers.clone().acquire_owned().await else { return };
+        if let Some(stagger) = concurrency.stagger {
+            loop {
+                let next = running.borrow().next_start(stagger);
+                let Some(at) = next.filter(|at| *at > Instant::now()) else { break };
+                tokio::select! {
+                    () = finished.notified() => {}
+                    () = tokio::time::sleep_until(at.into()) => {}
+                }
+            }
+        }
         let mut jobs = Vec::with_capacity(max_batch.min(receiver.len().max(1)));
         if receiver.recv_many(&mut jobs, max_batch).await == 0 {
             return;
         }
-        let batches = batches.clone();
+        let started = Instant::now();
+        running.borrow_mut().started.push(started);
+        let (batches, running, finished) = (batches.clone(), running.clone(), finished.clone());
         actix_rt::spawn(async move {
             write_batch(&batches, jobs).await;
+            running.borrow_mut().finished(started);
+            finished.notify_one();
             drop(permit);
         });
     }
@@ -374,15 +441,23 @@ impl MeterWriter {
     }
 }
 
-/// Batches of meter values in flight at once: one. The next fills while it is written, and
-/// goes out the moment it commits. Early builds, whose batches took tens of milliseconds, needed
-/// four to keep up with 20,000 MeterValues a second (four were then worse than two: batches of
-/// 512 took 65–100 ms instead of 30–35, BENCHMARKS.md run B3). Two cost PostgreSQL a sixth less
-/// CPU than four (runs M1–M5), and one costs it a fifth less than two: 46 % of a core instead of
-/// 56 % at 20,000 a second (runs B0 and W2). Two batches written at once contend for the same
-/// table's last page, its indexes and the WAL, and each took twice as long (2.1 ms against
-/// 1.1 ms on average, runs P2 and W1); the MeterValues p50 halved (14 ms instead of 31).
-pub const METER_WRITERS: usize = 1;
+/// Batches of meter values in flight at once: one while batches are quick, two while one is slow
+/// (see [`METER_STAGGER`]). Early builds, whose batches took tens of milliseconds, needed four to
+/// keep up with 20,000 MeterValues a second (four were then worse than two: batches of 512 took
+/// 65–100 ms instead of 30–35, BENCHMARKS.md run B3). Two at once cost PostgreSQL a sixth less
+/// CPU than four (runs M1–M5), and one at a time costs it less again (45 % of a core against 48 %
+/// at 20,000 a second, runs U4 and K2; 2.1 ms per batch against 1.1 with two at once, runs Q2 and
+/// U1: two batches contend for the same table's last page, its indexes and the WAL), with the
+/// MeterValues p50 at 14–16 ms instead of 25–45. With strictly one, though, a batch that stalls
+/// holds every reading behind it.
+pub const METER_WRITERS: usize = 2;
+
+/// How long a meter batch is written alone before a second one goes out beside it: between a
+/// batch's median time and its 90th percentile at 20,000 MeterValues a second (≤ 2.5 ms and
+/// ≤ 10 ms, BENCHMARKS.md runs U4 and K2). Staggered so, the MeterValues p99 was the lowest of
+/// each stretch of runs: 82 ms against 147 (two at once) and 229 (one at a time) on a fast
+/// machine, 147–180 ms against 360–1,311 on the same machine slowed (runs S1–S4, 2026-11-23 01:20).
+pub const METER_STAGGER: Duration = Duration::from_millis(5);
 
 /// Starts the meter writer on a thread of its own: it writes its batches on a pool that `pools`
 /// builds there (which should use [`crate::store::pool::build_batch_pool`] and
@@ -391,7 +466,8 @@ pub const METER_WRITERS: usize = 1;
 /// `registry`. Call it within an actix system.
 pub fn start_meter_writer(pools: PoolFactory, totals_every: chrono::Duration, registry: Addr<Registry>) -> MeterWriter {
     let thread = Arbiter::new().handle();
-    let commit = GroupCommit::start_on(&thread, "meter_values", METER_WRITERS, MAX_BATCH, move || {
+    let concurrency = Concurrency { writers: METER_WRITERS, stagger: Some(METER_STAGGER) };
+    let commit = GroupCommit::start_on(&thread, "meter_values", concurrency, MAX_BATCH, move || {
         crate::runtime_probe::watch("meter_writer");
         let pool = pools()?;
         let sessions = Rc::new(RefCell::new(MeterSessions::default()));
@@ -447,11 +523,32 @@ mod tests {
     #[actix_rt::test]
     async fn a_writer_whose_thread_could_not_start_refuses_every_write() {
         let thread = Arbiter::new();
-        let commit: GroupCommit<u32, u32> = GroupCommit::start_on(&thread.handle(), "test", 2, 8, || {
-            Err(StoreError::Unavailable("no database here".into()))
-        });
+        let commit: GroupCommit<u32, u32> =
+            GroupCommit::start_on(&thread.handle(), "test", Concurrency::at_once(2), 8, || {
+                Err(StoreError::Unavailable("no database here".into()))
+            });
         assert_eq!(commit.submit(1).await, Err(WriteError::Stopped));
         assert_eq!(commit.submit(2).await, Err(WriteError::Stopped));
         thread.stop();
+    }
+
+    #[test]
+    fn a_staggered_batch_goes_out_at_once_when_none_is_written_and_else_after_the_latest_one() {
+        let stagger = Duration::from_millis(5);
+        let start = Instant::now();
+        let mut running = Running::default();
+        assert_eq!(running.next_start(stagger), None);
+
+        running.started.push(start);
+        assert_eq!(running.next_start(stagger), Some(start + stagger));
+        let later = start + Duration::from_millis(3);
+        running.started.push(later);
+        assert_eq!(running.next_start(stagger), Some(later + stagger));
+
+        // The latest one finished: the next waits on the one still being written.
+        running.finished(later);
+        assert_eq!(running.next_start(stagger), Some(start + stagger));
+        running.finished(start);
+        assert_eq!(running.next_start(stagger), None);
     }
 }
