@@ -150,9 +150,10 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
     }
 
     /// Starts a writer on `thread` (an arbiter's), as [`GroupCommit::start_with_batch`] does on
-    /// the current runtime, with batches written at once as `concurrency` says: `setup` runs there first and gives the pool, the batch writer (which
-    /// may keep state between batches) and what to tell of every committed batch. If `setup`
-    /// fails, every write is refused as [`WriteError::Stopped`].
+    /// the current runtime, with as many batches at once as `concurrency` says: `setup` runs
+    /// there first and gives the pool, the batch writer (which may keep state between batches)
+    /// and what to tell of every committed batch. If `setup` fails, every write is refused as
+    /// [`WriteError::Stopped`].
     pub fn start_on<S>(
         thread: &ArbiterHandle,
         name: &'static str,
