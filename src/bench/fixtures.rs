@@ -200,6 +200,53 @@ pub async fn meter_samples_stored(conn: &mut AsyncPgConnection) -> Result<i64, S
     scalar(conn, "SELECT coalesce(sum(json_array_length(samples)), 0)::bigint FROM meter_readings").await
 }
 
+/// PostgreSQL's write-ahead log and checkpoints so far, cluster-wide (`pg_stat_wal`,
+/// `pg_stat_bgwriter`): a window's difference says what each reading cost the log and whether
+/// a checkpoint fell in it (after one starts, the first change to each page logs the whole
+/// page).
+#[derive(Debug, Clone, Copy, Default, diesel::QueryableByName)]
+pub struct WalActivity {
+    /// WAL records written.
+    #[diesel(sql_type = BigInt)]
+    pub records: i64,
+    /// Full-page images among them.
+    #[diesel(sql_type = BigInt)]
+    pub full_pages: i64,
+    /// Bytes of WAL.
+    #[diesel(sql_type = BigInt)]
+    pub bytes: i64,
+    /// Checkpoints started (requested or timed).
+    #[diesel(sql_type = BigInt)]
+    pub checkpoints: i64,
+}
+
+impl WalActivity {
+    /// Reads the counters now.
+    pub async fn now(conn: &mut AsyncPgConnection) -> Result<WalActivity, String> {
+        let rows: Vec<WalActivity> = sql_query(
+            "SELECT w.wal_records AS records, w.wal_fpi AS full_pages, w.wal_bytes::bigint AS bytes, \
+               b.checkpoints_timed + b.checkpoints_req AS checkpoints \
+             FROM pg_stat_wal w, pg_stat_bgwriter b",
+        )
+        .load(conn)
+        .await
+        .map_err(|e| format!("pg_stat_wal: {e}"))?;
+        rows.into_iter().next().ok_or_else(|| "pg_stat_wal: no row".to_owned())
+    }
+
+    /// What was written between `earlier` and this reading, per unit of `work` (readings).
+    pub fn since(&self, earlier: &WalActivity, work: u64) -> serde_json::Value {
+        let per = |n: i64| if work == 0 { 0.0 } else { n as f64 / work as f64 };
+        serde_json::json!({
+            "checkpoints_started": self.checkpoints - earlier.checkpoints,
+            "wal_bytes": self.bytes - earlier.bytes,
+            "wal_bytes_per_message": per(self.bytes - earlier.bytes),
+            "wal_records_per_message": per(self.records - earlier.records),
+            "full_page_images_per_message": per(self.full_pages - earlier.full_pages),
+        })
+    }
+}
+
 /// Sessions not yet ended.
 pub async fn open_sessions(conn: &mut AsyncPgConnection) -> Result<i64, String> {
     scalar(conn, "SELECT count(*) FROM charging_sessions WHERE status IN ('pending', 'active')").await

@@ -209,6 +209,15 @@ async fn wait_for(
     }
 }
 
+/// The `n` seconds of a window with the highest p99, as "second: p99" in that order.
+fn worst_seconds(p99_by_second: &[Option<f64>], n: usize) -> String {
+    let mut seconds: Vec<(usize, f64)> =
+        p99_by_second.iter().enumerate().filter_map(|(second, p99)| Some((second, (*p99)?))).collect();
+    seconds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let worst: Vec<String> = seconds.iter().take(n).map(|(second, p99)| format!("{second}: {p99:.1}")).collect();
+    format!("the worst {} of {}: {}", worst.len(), p99_by_second.len(), worst.join(", "))
+}
+
 /// Sleeps through a window, printing the fleet's state every 10 s.
 async fn hold_window(scenario: &str, length: Duration, fleet: &Fleet, mut each_second: impl FnMut()) {
     let end = Instant::now() + length;
@@ -703,9 +712,21 @@ impl Bench {
         .await;
         let pid = self.server.pid();
         let samples_before = fleet.stats().meter_samples_acknowledged.get();
+        let wal_before = fixtures::WalActivity::now(&mut self.conn).await?;
         let window = Window::open(fleet.stats(), None, pid);
-        hold_window(NAME, self.options.durations.meter, &fleet, || {}).await;
+        // Each second's p99 apart, so that a report shows whether a miss is spread over the
+        // window or comes from a few bad seconds (and which).
+        let mut second_began = fleet.stats().latency_of(Action::MeterValues).clone();
+        let mut p99_by_second: Vec<Option<f64>> = Vec::new();
+        hold_window(NAME, self.options.durations.meter, &fleet, || {
+            let now = fleet.stats().latency_of(Action::MeterValues).clone();
+            p99_by_second.push(Latency::of(&now.since(&second_began)).p99);
+            second_began = now;
+        })
+        .await;
         let measured = window.close(fleet.stats(), None, pid, self.ticks);
+        let wal = fixtures::WalActivity::now(&mut self.conn).await?;
+        note(NAME, format!("p99 by second, ms: {}", worst_seconds(&p99_by_second, 5)));
         let rss_kb = self.rss();
         let stats = fleet.stats();
         let samples = stats.meter_samples_acknowledged.get() - samples_before;
@@ -736,6 +757,8 @@ impl Bench {
             "meter_values_per_s": achieved,
             "sampled_values_per_s": samples as f64 / measured.seconds,
             "late": measured.late,
+            "p99_by_second_ms": p99_by_second,
+            "postgres_wal": wal.since(&wal_before, meter.count),
             "samples_stored": stored,
             "samples_acknowledged": acknowledged,
             "billing": billing,

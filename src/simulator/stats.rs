@@ -121,6 +121,23 @@ impl Histogram {
         }
     }
 
+    /// The samples recorded since `earlier`, a copy of this histogram taken before (for one
+    /// second's quantiles out of a window's). Its largest sample is the upper edge of its
+    /// highest bucket, capped at this histogram's largest.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let since = Histogram::default();
+        for (index, (now, then)) in self.buckets.iter().zip(&earlier.buckets).enumerate() {
+            let added = now.get().saturating_sub(then.get());
+            if added > 0 {
+                since.buckets[index].set(added);
+                let upper = if index + 1 < BUCKETS { Self::lower_bound(index + 1) - 1 } else { u64::MAX };
+                since.max_micros.set(upper.min(self.max_micros.get()));
+            }
+        }
+        since.count.set(self.count.get().saturating_sub(earlier.count.get()));
+        since
+    }
+
     /// Forgets every sample (to start a measurement window).
     pub fn reset(&self) {
         self.buckets.iter().for_each(|bucket| bucket.set(0));
@@ -354,6 +371,29 @@ mod tests {
         assert!(histogram.quantile(0.5).unwrap() < ms(1));
         assert!(histogram.quantile(0.99).unwrap() < ms(1));
         assert_eq!(histogram.quantile(0.999), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_second_s_quantiles_come_from_its_own_samples_only() {
+        let histogram = Histogram::default();
+        for _ in 0..1_000 {
+            histogram.record(ms(2));
+        }
+        let before = histogram.clone();
+        for _ in 0..90 {
+            histogram.record(ms(5));
+        }
+        for _ in 0..10 {
+            histogram.record(ms(300));
+        }
+        let second = histogram.since(&before);
+        assert_eq!(second.count(), 100);
+        // Over the whole histogram the slow tenth of the second is under 1 %.
+        assert!(histogram.quantile(0.99).unwrap() < ms(6));
+        let p99 = second.quantile(0.99).unwrap();
+        assert!(p99 >= ms(300) && p99 <= ms(340), "{p99:?}");
+        assert!(second.quantile(0.5).unwrap() < ms(6));
+        assert!(histogram.since(&histogram.clone()).quantile(0.99).is_none());
     }
 
     #[test]
