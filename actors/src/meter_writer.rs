@@ -115,11 +115,13 @@ type Answer<O> = (Result<O, WriteError>, Instant);
 pub struct GroupCommit<I, O> {
     name: &'static str,
     sender: mpsc::Sender<Job<I, O>>,
+    /// `db_write_resume_seconds{writer}`, looked up once rather than at every write.
+    resume: metrics::Histogram,
 }
 
 impl<I, O> Clone for GroupCommit<I, O> {
     fn clone(&self) -> Self {
-        GroupCommit { name: self.name, sender: self.sender.clone() }
+        GroupCommit { name: self.name, sender: self.sender.clone(), resume: self.resume.clone() }
     }
 }
 
@@ -146,7 +148,7 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
             max_batch,
             receiver,
         );
-        GroupCommit { name, sender }
+        GroupCommit::new(name, sender)
     }
 
     /// Starts a writer on `thread` (an arbiter's), as [`GroupCommit::start_with_batch`] does on
@@ -172,7 +174,11 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
             }
             Err(error) => tracing::error!(writer = name, %error, "the writer could not start: writes are refused"),
         });
-        GroupCommit { name, sender }
+        GroupCommit::new(name, sender)
+    }
+
+    fn new(name: &'static str, sender: mpsc::Sender<Job<I, O>>) -> Self {
+        GroupCommit { name, sender, resume: metrics::histogram!("db_write_resume_seconds", "writer" => name) }
     }
 
     /// Queues one write; resolves with its output once its batch is committed.
@@ -213,8 +219,7 @@ impl<I: 'static, O: Send + 'static> GroupCommit<I, O> {
     }
 
     fn resumed(&self, answered_at: Instant) {
-        metrics::histogram!("db_write_resume_seconds", "writer" => self.name)
-            .record(answered_at.elapsed().as_secs_f64());
+        self.resume.record(answered_at.elapsed().as_secs_f64());
     }
 }
 

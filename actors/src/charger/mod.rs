@@ -17,8 +17,8 @@ pub mod credentials;
 pub mod handlers;
 pub mod transactions;
 
-use std::cell::Cell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -430,11 +430,34 @@ fn log_frame(env: &ChargerEnv, charge_point_id: &str, direction: &'static str, t
     });
 }
 
+/// The metrics a CALL answered with a CALLRESULT moves, for one action.
+struct AnsweredMetrics {
+    answered: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    /// [`AnsweredMetrics`] by action, looked up in the registry once per action on each thread
+    /// that serves sockets, rather than at every message (a lookup allocates and hashes its
+    /// labels). Only actions the charge point may send are answered with a CALLRESULT, so the
+    /// map stays small.
+    static ANSWERED_METRICS: RefCell<HashMap<String, AnsweredMetrics>> = RefCell::new(HashMap::new());
+}
+
 /// Counts a CALL answered with a CALLRESULT, and how long it took.
 fn record_answered(action: &str, received: Instant) {
-    metrics::counter!("ocpp_messages_total", "action" => action.to_string(), "outcome" => "ok").increment(1);
-    metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_string())
-        .record(received.elapsed().as_secs_f64());
+    let seconds = received.elapsed().as_secs_f64();
+    ANSWERED_METRICS.with_borrow_mut(|by_action| {
+        let metrics = match by_action.get(action) {
+            Some(metrics) => metrics,
+            None => by_action.entry(action.to_owned()).or_insert_with(|| AnsweredMetrics {
+                answered: metrics::counter!("ocpp_messages_total", "action" => action.to_owned(), "outcome" => "ok"),
+                duration: metrics::histogram!("ocpp_message_duration_seconds", "action" => action.to_owned()),
+            }),
+        };
+        metrics.answered.increment(1);
+        metrics.duration.record(seconds);
+    });
 }
 
 /// A CALL being handled on the actor: what its answer needs, shared with the hook that may
