@@ -712,7 +712,11 @@ impl Bench {
         .await;
         let pid = self.server.pid();
         let samples_before = fleet.stats().meter_samples_acknowledged.get();
-        let wal_before = fixtures::WalActivity::now(&mut self.conn).await?;
+        // A diagnostic: without `pg_stat_wal` (PostgreSQL before 14) the report leaves it out.
+        let wal_before = fixtures::WalActivity::now(&mut self.conn)
+            .await
+            .inspect_err(|error| note(NAME, format!("no WAL figures: {error}")))
+            .ok();
         let window = Window::open(fleet.stats(), None, pid);
         // Each second's p99 apart, so that a report shows whether a miss is spread over the
         // window or comes from a few bad seconds (and which).
@@ -725,7 +729,10 @@ impl Bench {
         })
         .await;
         let measured = window.close(fleet.stats(), None, pid, self.ticks);
-        let wal = fixtures::WalActivity::now(&mut self.conn).await?;
+        let wal = match wal_before {
+            Some(before) => fixtures::WalActivity::now(&mut self.conn).await.ok().map(|now| (before, now)),
+            None => None,
+        };
         note(NAME, format!("p99 by second, ms: {}", worst_seconds(&p99_by_second, 5)));
         let rss_kb = self.rss();
         let stats = fleet.stats();
@@ -758,7 +765,7 @@ impl Bench {
             "sampled_values_per_s": samples as f64 / measured.seconds,
             "late": measured.late,
             "p99_by_second_ms": p99_by_second,
-            "postgres_wal": wal.since(&wal_before, meter.count),
+            "postgres_wal": wal.map(|(before, now)| now.since(&before, meter.count)),
             "samples_stored": stored,
             "samples_acknowledged": acknowledged,
             "billing": billing,
