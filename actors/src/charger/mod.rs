@@ -39,6 +39,7 @@ use crate::bus::{Bus, charger_topic};
 use crate::clock::Clock;
 use crate::last_seen::LastSeen;
 use crate::meter_writer::{BatchFuture, GroupCommit, MeterWriter, PoolFactory, start_meter_writer};
+use crate::ocpp::direct::{self, DirectCall};
 use crate::ocpp::messages::TriggerMessageRequest;
 use crate::ocpp::{
     CallError, CentralSystemRequest, CentralSystemResponse, ChargePointRequest, Disposition, ErrorCode, Frame,
@@ -240,49 +241,41 @@ impl RateLimiter {
 struct IncomingCall {
     message_id: String,
     action: String,
-    payload: serde_json::Value,
+    payload: CallPayload,
     received: Instant,
 }
 
-/// What the message log records about a frame, known where the frame is made or read
-/// (so nothing is parsed twice just to log it).
-#[derive(Debug, Default)]
-struct FrameMeta {
-    message_type: Option<i16>,
-    message_id: Option<String>,
-    action: Option<String>,
-    error_code: Option<String>,
+/// A CALL's payload: already read as its action's request, or JSON still to be read.
+enum CallPayload {
+    Read(ChargePointRequest),
+    Json(serde_json::Value),
 }
 
-impl FrameMeta {
-    fn call(message_id: &str, action: &str) -> Self {
-        Self {
-            message_type: Some(2),
-            message_id: Some(message_id.into()),
-            action: Some(action.into()),
-            error_code: None,
-        }
+/// What the message log records about a frame, known where the frame is made or read
+/// (so nothing is parsed twice just to log it). Borrowed: a frame that stays out of the log
+/// costs no copy.
+#[derive(Debug, Default)]
+struct FrameMeta<'a> {
+    message_type: Option<i16>,
+    message_id: Option<&'a str>,
+    action: Option<&'a str>,
+    error_code: Option<&'static str>,
+}
+
+impl<'a> FrameMeta<'a> {
+    fn call(message_id: &'a str, action: &'a str) -> Self {
+        Self { message_type: Some(2), message_id: Some(message_id), action: Some(action), error_code: None }
     }
 
-    fn result(message_id: &str, action: Option<&str>) -> Self {
-        Self {
-            message_type: Some(3),
-            message_id: Some(message_id.into()),
-            action: action.map(Into::into),
-            error_code: None,
-        }
+    fn result(message_id: &'a str, action: Option<&'a str>) -> Self {
+        Self { message_type: Some(3), message_id: Some(message_id), action, error_code: None }
     }
 
-    fn error(message_id: &str, action: Option<&str>, code: ErrorCode) -> Self {
-        Self {
-            message_type: Some(4),
-            message_id: Some(message_id.into()),
-            action: action.map(Into::into),
-            error_code: Some(code.as_str().into()),
-        }
+    fn error(message_id: &'a str, action: Option<&'a str>, code: ErrorCode) -> Self {
+        Self { message_type: Some(4), message_id: Some(message_id), action, error_code: Some(code.as_str()) }
     }
 
-    fn of(frame: &Frame, action: Option<&str>) -> Self {
+    fn of(frame: &'a Frame, action: Option<&'a str>) -> Self {
         match frame {
             Frame::Call(call) => Self::call(&call.message_id, &call.action),
             Frame::CallResult(result) => Self::result(&result.message_id, action),
@@ -292,7 +285,7 @@ impl FrameMeta {
 
     /// A CALL or CALLRESULT of one of these actions (errors are always logged).
     fn is_one_of(&self, actions: &[String]) -> bool {
-        matches!(self.message_type, Some(2 | 3)) && self.action.as_ref().is_some_and(|a| actions.contains(a))
+        matches!(self.message_type, Some(2 | 3)) && self.action.is_some_and(|a| actions.iter().any(|x| x == a))
     }
 }
 
@@ -422,10 +415,10 @@ fn log_frame(env: &ChargerEnv, charge_point_id: &str, direction: &'static str, t
         charge_point_id: charge_point_id.to_string(),
         direction,
         message_type: meta.message_type,
-        message_id: meta.message_id,
-        action: meta.action,
+        message_id: meta.message_id.map(str::to_owned),
+        action: meta.action.map(str::to_owned),
         payload: text.to_string(),
-        error_code: meta.error_code,
+        error_code: meta.error_code.map(str::to_owned),
         created_at: env.clock.now(),
     });
 }
@@ -526,10 +519,16 @@ impl ChargerActor {
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         self.env.last_seen.seen(self.charger_id, self.env.clock.now());
+        // The common case, a valid CALL, is read straight into its request; anything else is
+        // parsed the usual way, which also says what is wrong with it.
+        if let Some(DirectCall { message_id, action, request }) = direct::read_call(text) {
+            self.log("in", text, FrameMeta::call(&message_id, &action));
+            return self.on_call(message_id, action, CallPayload::Read(request), ctx);
+        }
         let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
-                self.log("in", text, FrameMeta { message_id: error.message_id.clone(), ..FrameMeta::default() });
+                self.log("in", text, FrameMeta { message_id: error.message_id.as_deref(), ..FrameMeta::default() });
                 // Unreadable frames cost a token like CALLs; over the limit they are dropped.
                 if error.disposition != Disposition::FailPending && self.admit(ctx) != Admission::Allow {
                     return;
@@ -574,45 +573,7 @@ impl ChargerActor {
         };
         self.log("in", text, FrameMeta::of(&frame, answered_action));
         match frame {
-            Frame::Call(call) => {
-                match self.admit(ctx) {
-                    Admission::Allow => {}
-                    Admission::Refuse => {
-                        let error = CallError::new(
-                            ErrorCode::GenericError,
-                            format!(
-                                "Rate limit exceeded: at most {} messages per second (bursts of {}); retry later.",
-                                self.env.settings.rate_limit_per_second, self.env.settings.rate_limit_burst
-                            ),
-                        );
-                        record_rejection(&self.charge_point_id, &call.action, &error);
-                        let meta = FrameMeta::error(&call.message_id, Some(&call.action), error.code);
-                        return self.send_text(call_error_frame(&call.message_id, &error), meta, ctx);
-                    }
-                    Admission::Disconnect => return,
-                }
-                if self.waiting.len() >= MAX_WAITING_CALLS {
-                    let error =
-                        CallError::new(ErrorCode::GenericError, "Too many messages in flight; slow down and retry.");
-                    record_rejection(&self.charge_point_id, &call.action, &error);
-                    let meta = FrameMeta::error(&call.message_id, Some(&call.action), error.code);
-                    return self.send_text(call_error_frame(&call.message_id, &error), meta, ctx);
-                }
-                if matches!(call.action.as_str(), "BootNotification" | "StatusNotification") {
-                    self.reported = true;
-                }
-                let incoming = IncomingCall {
-                    message_id: call.message_id,
-                    action: call.action,
-                    payload: call.payload,
-                    received: Instant::now(),
-                };
-                if self.may_serve(&incoming.action) && self.waiting.is_empty() {
-                    self.serve(incoming, ctx);
-                } else {
-                    self.waiting.push_back(incoming);
-                }
-            }
+            Frame::Call(call) => self.on_call(call.message_id, call.action, CallPayload::Json(call.payload), ctx),
             Frame::CallResult(result) => {
                 let Some(in_flight) = self.commands.take_if(&result.message_id) else {
                     tracing::warn!(charge_point_id = %self.charge_point_id, message_id = %result.message_id, "CALLRESULT for no outstanding CALL: ignored");
@@ -655,6 +616,48 @@ impl ChargerActor {
         }
     }
 
+    /// A CALL from the charger: admitted by the rate limiter, then served at once or queued
+    /// behind the calls before it.
+    fn on_call(
+        &mut self,
+        message_id: String,
+        action: String,
+        payload: CallPayload,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        match self.admit(ctx) {
+            Admission::Allow => {}
+            Admission::Refuse => {
+                let error = CallError::new(
+                    ErrorCode::GenericError,
+                    format!(
+                        "Rate limit exceeded: at most {} messages per second (bursts of {}); retry later.",
+                        self.env.settings.rate_limit_per_second, self.env.settings.rate_limit_burst
+                    ),
+                );
+                record_rejection(&self.charge_point_id, &action, &error);
+                let meta = FrameMeta::error(&message_id, Some(&action), error.code);
+                return self.send_text(call_error_frame(&message_id, &error), meta, ctx);
+            }
+            Admission::Disconnect => return,
+        }
+        if self.waiting.len() >= MAX_WAITING_CALLS {
+            let error = CallError::new(ErrorCode::GenericError, "Too many messages in flight; slow down and retry.");
+            record_rejection(&self.charge_point_id, &action, &error);
+            let meta = FrameMeta::error(&message_id, Some(&action), error.code);
+            return self.send_text(call_error_frame(&message_id, &error), meta, ctx);
+        }
+        if matches!(action.as_str(), "BootNotification" | "StatusNotification") {
+            self.reported = true;
+        }
+        let incoming = IncomingCall { message_id, action, payload, received: Instant::now() };
+        if self.may_serve(&incoming.action) && self.waiting.is_empty() {
+            self.serve(incoming, ctx);
+        } else {
+            self.waiting.push_back(incoming);
+        }
+    }
+
     /// Whether a CALL with this action can be served now: none is being handled, and the
     /// connection is recorded online — except for what reads nothing that depends on it
     /// (Boot-, Status- and Heartbeat), which need not wait for that write in a connect storm.
@@ -679,14 +682,17 @@ impl ChargerActor {
     /// runs on the actor, holding the connection's state, until it is answered.
     fn serve(&mut self, call: IncomingCall, ctx: &mut ws::WebsocketContext<Self>) {
         let IncomingCall { message_id, action, payload, received } = call;
-        let request = match ChargePointRequest::parse(&action, &payload) {
+        let parsed = match payload {
+            CallPayload::Read(request) => Ok(request),
+            CallPayload::Json(payload) => ChargePointRequest::parse(&action, &payload),
+        };
+        let request = match parsed {
             Ok(ChargePointRequest::Heartbeat(_)) => {
                 return self.answer(&message_id, &action, received, Ok(handlers::heartbeat(&self.env)), ctx);
             }
             Ok(request) => request,
             Err(error) => return self.answer(&message_id, &action, received, Err(error), ctx),
         };
-        drop(payload);
         let Some(mut state) = self.state.take() else { return };
         let env = self.env.clone();
         let handling = Rc::new(Handling { message_id, action, received, answered: Cell::new(false) });

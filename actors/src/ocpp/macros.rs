@@ -77,6 +77,10 @@ macro_rules! ocpp_enum {
                 Self::from_wire_str(s).ok_or_else(|| bad_enum(path, s, Self::VALUES))
             }
 
+            fn read_direct<'de, D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(StrVisitor::new(stringify!($name), Self::from_wire_str))
+            }
+
             fn to_wire(&self) -> ::serde_json::Value {
                 ::serde_json::Value::from(self.as_str())
             }
@@ -121,6 +125,52 @@ macro_rules! ocpp_struct {
                     $($( $check(&$field, &path.field($json))?; )+)?
                 )*
                 Ok(Self { $($field),* })
+            }
+
+            fn read_direct<'de, D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct DirectVisitor;
+
+                impl<'de> ::serde::de::Visitor<'de> for DirectVisitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name), " object"))
+                    }
+
+                    // Each field as `read_field` reads it, except that a duplicate key is refused
+                    // (the usual parse keeps the last) and the errors say nothing (see `Wire`).
+                    #[allow(unused_mut, unused_variables, unused_imports, clippy::match_single_binding)]
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        use ::serde::de::Error as _;
+                        $( let mut $field: Option<$ty> = None; )*
+                        while let Some(key) = map.next_key::<DirectKey<'de>>()? {
+                            match key.as_str() {
+                                $(
+                                    $json => {
+                                        if $field.is_some() {
+                                            return Err(A::Error::custom(concat!("duplicate field ", $json)));
+                                        }
+                                        $field = Some(map.next_value_seed(DirectSeed::<$ty>::new())?);
+                                    }
+                                )*
+                                _ => {
+                                    map.next_value::<::serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        let path = Path::Root;
+                        $(
+                            let $field: $ty = match $field {
+                                Some(value) => value,
+                                None => <$ty as Wire>::when_absent(&path).map_err(A::Error::custom)?,
+                            };
+                            $($( $check(&$field, &path).map_err(A::Error::custom)?; )+)?
+                        )*
+                        Ok($name { $($field),* })
+                    }
+                }
+
+                deserializer.deserialize_map(DirectVisitor)
             }
 
             fn to_wire(&self) -> ::serde_json::Value {
@@ -190,6 +240,17 @@ macro_rules! ocpp_dispatch {
                     }
                 )+
                 Err(unknown_action(action, $direction))
+            }
+
+            /// Reads the payload of `action` straight from JSON being parsed (see
+            /// [`Wire::read_direct`]); any failure is a bare error.
+            pub fn read_direct<'de, D: ::serde::Deserializer<'de>>(action: &str, deserializer: D) -> Result<Self, D::Error> {
+                $(
+                    if action == stringify!($variant) {
+                        return <$ty as Wire>::read_direct(deserializer).map(Self::$variant);
+                    }
+                )+
+                Err(::serde::de::Error::custom("unknown action"))
             }
         }
 

@@ -1,5 +1,6 @@
 //! OCPP 1.6J, the protocol only: pure functions and types, no actors, no I/O, no async.
 //!
+//! - [`direct`]: the fast path for a charger's CALL: read straight into typed values.
 //! - [`frame`]: OCPP-J RPC frames (CALL / CALLRESULT / CALLERROR), parsing and writing.
 //! - [`error`]: the ten OCPP-J 1.6 error codes and [`CallError`].
 //! - [`messages`]: every payload of OCPP 1.6 edition 2 (all six feature profiles) and the
@@ -35,6 +36,7 @@
 #[macro_use]
 mod macros;
 
+pub mod direct;
 pub mod enums;
 pub mod error;
 pub mod frame;

@@ -21,8 +21,10 @@ use std::ops::Deref;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
+use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
+use super::direct::{OptionVisitor, SeqVisitor, StrVisitor};
 use super::error::{CallError, ErrorCode};
 
 /// Where in a payload a value sits, for error descriptions: `meterValue[0].sampledValue[2].unit`.
@@ -147,6 +149,18 @@ pub trait Wire: Sized {
     fn from_payload(payload: &Value) -> Result<Self, CallError> {
         Self::from_wire(payload, &Path::Root)
     }
+
+    /// Reads this value straight from the JSON text being parsed, without a [`Value`] tree
+    /// (see [`super::direct`]). It must give exactly what [`Wire::from_wire`] gives wherever it
+    /// succeeds, and fail (with a bare error: the caller reads the text again with `from_wire`
+    /// to say what is wrong) at least wherever `from_wire` fails; it may fail more often. The
+    /// default reads a `Value` and hands it to `from_wire`, which costs no allocation for
+    /// numbers and booleans; structures, lists, options, strings, enums and date-times read
+    /// without one.
+    fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Self::from_wire(&value, &Path::Root.field("value")).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Reads a JSON object at `path`, for the struct macro. The payload itself (`Path::Root`) may be
@@ -197,6 +211,10 @@ impl<T: Wire> Wire for Option<T> {
         Ok(None)
     }
 
+    fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_option(OptionVisitor::new())
+    }
+
     fn to_wire(&self) -> Value {
         self.as_ref().map_or(Value::Null, Wire::to_wire)
     }
@@ -210,6 +228,10 @@ impl<T: Wire> Wire for Vec<T> {
     fn from_wire(value: &Value, path: &Path<'_>) -> Result<Self, CallError> {
         let items = value.as_array().ok_or_else(|| wrong_type(path, "array", value))?;
         items.iter().enumerate().map(|(i, item)| T::from_wire(item, &path.index(i))).collect()
+    }
+
+    fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(SeqVisitor::new())
     }
 
     fn to_wire(&self) -> Value {
@@ -230,6 +252,10 @@ impl Wire for bool {
 impl Wire for String {
     fn from_wire(value: &Value, path: &Path<'_>) -> Result<Self, CallError> {
         expect_str(value, path).map(str::to_owned)
+    }
+
+    fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)
     }
 
     fn to_wire(&self) -> Value {
@@ -322,9 +348,11 @@ impl Wire for DateTime<Utc> {
     /// normalises them to UTC.
     fn from_wire(value: &Value, path: &Path<'_>) -> Result<Self, CallError> {
         let s = expect_str(value, path)?;
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| property(path, format_args!("{} is not an RFC 3339 date-time", quote(s))))
+        date_time(s).ok_or_else(|| property(path, format_args!("{} is not an RFC 3339 date-time", quote(s))))
+    }
+
+    fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(StrVisitor::new("an RFC 3339 date-time", date_time))
     }
 
     /// Written as UTC with millisecond precision and a `Z`, e.g. `2024-05-01T12:00:00.000Z`,
@@ -332,6 +360,11 @@ impl Wire for DateTime<Utc> {
     fn to_wire(&self) -> Value {
         Value::String(self.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
+}
+
+/// An RFC 3339 date-time with any offset, in UTC.
+fn date_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// The error a [`CiString`] constructor returns for a string that is too long.
@@ -451,6 +484,10 @@ impl<const N: usize> Wire for CiString<N> {
         CiString::new(s).map_err(|e| property(path, e))
     }
 
+    fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        CiString::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+
     fn to_wire(&self) -> Value {
         Value::String(self.0.clone())
     }
@@ -563,6 +600,7 @@ pub fn one_decimal<T: DecimalField>(value: &T, path: &Path<'_>) -> Result<(), Ca
 
 /// The names the declaration macros expand to; glob-import this where the macros are used.
 pub mod support {
+    pub use super::super::direct::{DirectKey, DirectSeed, StrVisitor};
     pub use super::super::error::CallError;
     pub use super::{Path, Wire, bad_enum, expect_object, expect_str, one_decimal, positive, read_field, uri};
 }
