@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use awc::error::WsProtocolError;
 use awc::ws::{CloseCode, CloseReason, Frame as WsFrame, Message};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use kilowatt_actors::ocpp::{
     AvailabilityStatus, AvailabilityType, CentralSystemRequest, ConfigurationStatus, Frame, MessageTrigger,
@@ -235,10 +235,20 @@ pub(crate) struct Charger {
 }
 
 fn timestamp(buf: &mut String, at: &DateTime<Utc>) {
-    buf.push('"');
-    // Written in place (RFC 3339, UTC, milliseconds): no intermediate String.
-    let _ = write!(buf, "{}", at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
-    buf.push('"');
+    // Written in place (RFC 3339, UTC, milliseconds) from the fields, not through a format
+    // string that would be parsed again at every message.
+    let (date, time) = (at.date_naive(), at.time());
+    let millis = time.nanosecond() / 1_000_000 % 1_000;
+    let _ = write!(
+        buf,
+        "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z\"",
+        date.year(),
+        date.month(),
+        date.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+    );
 }
 
 /// Writes `s` as a JSON string.
@@ -1193,6 +1203,11 @@ impl Charger {
         }
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
+        // Made once for the connection, not at every turn of the loop (each one joins and leaves
+        // the stop signal's list of waiters). It is not polled again once it has fired: the
+        // loop then drains.
+        let stopped = engine.stopped();
+        tokio::pin!(stopped);
         let mut draining_until: Option<Instant> = None;
         let ended = 'connection: loop {
             let now = Instant::now();
@@ -1234,7 +1249,7 @@ impl Charger {
             let deadline = self.next_deadline(now);
             sleep.as_mut().reset(draining_until.map_or(deadline, |until| deadline.min(until)));
             tokio::select! {
-                () = engine.stopped(), if draining_until.is_none() => {}
+                () = &mut stopped, if draining_until.is_none() => {}
                 frame = socket.next() => {
                     let now = Instant::now();
                     match frame {
@@ -1399,6 +1414,21 @@ fn backoff(rng: &mut Rng, failures: u32) -> Duration {
 mod tests {
     use super::*;
     use crate::simulator::{Config, Scenario};
+
+    #[test]
+    fn timestamps_are_rfc_3339_utc_with_milliseconds() {
+        for (text, written) in [
+            ("2026-11-23T05:10:00.250Z", "\"2026-11-23T05:10:00.250Z\""),
+            ("2026-01-02T03:04:05.006789Z", "\"2026-01-02T03:04:05.006Z\""),
+            ("1999-12-31T23:59:59.999999999+00:00", "\"1999-12-31T23:59:59.999Z\""),
+            ("2026-11-23T10:40:00+05:30", "\"2026-11-23T05:10:00.000Z\""),
+        ] {
+            let at = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).expect("a date-time");
+            let mut buf = String::new();
+            timestamp(&mut buf, &at);
+            assert_eq!(buf, written);
+        }
+    }
 
     fn charger(scenario: Scenario) -> (Engine, Charger) {
         let mut config = Config::new("ws://127.0.0.1:9", 3);
