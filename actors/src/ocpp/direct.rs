@@ -79,20 +79,7 @@ impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
 
 /// Reads a `T` with [`Wire::read_direct`], where serde wants a seed (a list's element, a
 /// structure's field).
-pub struct DirectSeed<T>(PhantomData<T>);
-
-impl<T> DirectSeed<T> {
-    /// The seed.
-    pub fn new() -> Self {
-        DirectSeed(PhantomData)
-    }
-}
-
-impl<T> Default for DirectSeed<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub struct DirectSeed<T>(pub PhantomData<T>);
 
 impl<'de, T: Wire> DeserializeSeed<'de> for DirectSeed<T> {
     type Value = T;
@@ -103,20 +90,7 @@ impl<'de, T: Wire> DeserializeSeed<'de> for DirectSeed<T> {
 }
 
 /// An optional field: `null` is `None`, as in [`Wire`] for `Option`.
-pub struct OptionVisitor<T>(PhantomData<T>);
-
-impl<T> OptionVisitor<T> {
-    /// The visitor.
-    pub fn new() -> Self {
-        OptionVisitor(PhantomData)
-    }
-}
-
-impl<T> Default for OptionVisitor<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub struct OptionVisitor<T>(pub PhantomData<T>);
 
 impl<'de, T: Wire> Visitor<'de> for OptionVisitor<T> {
     type Value = Option<T>;
@@ -139,20 +113,7 @@ impl<'de, T: Wire> Visitor<'de> for OptionVisitor<T> {
 }
 
 /// A JSON array of `T`.
-pub struct SeqVisitor<T>(PhantomData<T>);
-
-impl<T> SeqVisitor<T> {
-    /// The visitor.
-    pub fn new() -> Self {
-        SeqVisitor(PhantomData)
-    }
-}
-
-impl<T> Default for SeqVisitor<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub struct SeqVisitor<T>(pub PhantomData<T>);
 
 impl<'de, T: Wire> Visitor<'de> for SeqVisitor<T> {
     type Value = Vec<T>;
@@ -163,7 +124,7 @@ impl<'de, T: Wire> Visitor<'de> for SeqVisitor<T> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(DirectSeed::<T>::new())? {
+        while let Some(item) = seq.next_element_seed(DirectSeed::<T>(PhantomData))? {
             items.push(item);
         }
         Ok(items)

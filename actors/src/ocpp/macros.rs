@@ -150,7 +150,7 @@ macro_rules! ocpp_struct {
                                         if $field.is_some() {
                                             return Err(A::Error::custom(concat!("duplicate field ", $json)));
                                         }
-                                        $field = Some(map.next_value_seed(DirectSeed::<$ty>::new())?);
+                                        $field = Some(map.next_value_seed(DirectSeed::<$ty>(::std::marker::PhantomData))?);
                                     }
                                 )*
                                 _ => {

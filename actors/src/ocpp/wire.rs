@@ -212,7 +212,7 @@ impl<T: Wire> Wire for Option<T> {
     }
 
     fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_option(OptionVisitor::new())
+        deserializer.deserialize_option(OptionVisitor(std::marker::PhantomData))
     }
 
     fn to_wire(&self) -> Value {
@@ -231,7 +231,7 @@ impl<T: Wire> Wire for Vec<T> {
     }
 
     fn read_direct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(SeqVisitor::new())
+        deserializer.deserialize_seq(SeqVisitor(std::marker::PhantomData))
     }
 
     fn to_wire(&self) -> Value {
