@@ -227,9 +227,9 @@ pub struct OcppConfig {
     /// Bytes queued for a charger that does not read its socket before it is disconnected
     /// (`KILOWATT_OCPP_OUTBOX_HIGH_WATER_BYTES`).
     pub outbox_high_water_bytes: usize,
-    /// Chargers served at once between the accept of their socket and the answer to their
-    /// first CALL (a charger silent for 200 ms gives its place back); the rest of a connect
-    /// storm waits its turn (`KILOWATT_OCPP_CONNECTING_LIMIT`).
+    /// Chargers served at once, on either listener, between the accept of their socket and the
+    /// answer to their first CALL (a charger silent for 200 ms gives its place back); the rest
+    /// of a connect storm waits its turn (`KILOWATT_OCPP_CONNECTING_LIMIT`).
     pub connecting_limit: usize,
 }
 

@@ -223,8 +223,18 @@ pub async fn start(config: Config, clock: Clock) -> Result<RunningServer, StartE
     let notifier = actix::Actor::start(Notifier::new(pool.clone(), clock.clone(), notifier_settings(&config)));
     start_queues(&config, &pool, &clock, &bus, &registry, &notifier).await?;
     let bookings = start_booking_timers(&config, &pool, &clock, &bus, &registry, &notifier);
-    let state =
-        AppState { config: Arc::new(config), pool, registry, clock, bus, chargers: charger_env, notifier, bookings };
+    let admission = http::admission::Admission::new(config.ocpp.connecting_limit);
+    let state = AppState {
+        config: Arc::new(config),
+        pool,
+        registry,
+        clock,
+        bus,
+        chargers: charger_env,
+        notifier,
+        bookings,
+        admission,
+    };
     // Periodic sweeps share one task (aborted at shutdown): log retention, payment
     // reconciliation, the metrics probe.
     let sweeper = actix_web::rt::spawn({
@@ -379,7 +389,7 @@ fn listen_ocpp(
     let listener = tcp_listener(addr).map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     let data = web::Data::new(state.clone());
-    let admission = http::admission::Admission::new(state.config.ocpp.connecting_limit);
+    let admission = state.admission.clone();
     let server = actix_server::Server::build()
         .workers(workers)
         .backlog(LISTEN_BACKLOG)
@@ -390,6 +400,7 @@ fn listen_ocpp(
             kilowatt_actors::runtime_probe::watch("ocpp");
             let app = App::new()
                 .app_data(data.clone())
+                .wrap(from_fn(http::admission::release_for_plain_requests))
                 .wrap(from_fn(crate::metrics::observe_http))
                 .configure(http::ocpp_routes)
                 .into_factory()
@@ -397,6 +408,9 @@ fn listen_ocpp(
             let upgrade_state = data.clone();
             let http = actix_http::HttpService::build()
                 .local_addr(bound)
+                .on_connect_ext(|io: &http::admission::AdmittedStream, data| {
+                    data.insert(io.place().clone());
+                })
                 .upgrade(fn_service(move |(req, framed)| http::ocpp::take_over(upgrade_state.clone(), req, framed)))
                 .finish(map_config(app, |_| AppConfig::default()));
             let admission = admission.clone();

@@ -11,6 +11,7 @@ use kilowatt_actors::registry::Registry;
 use kilowatt_actors::store::DbPool;
 
 use crate::config::Config;
+use crate::http::admission::Admission;
 
 /// Shared application state, handed to handlers as `web::Data<AppState>`.
 #[derive(Clone)]
@@ -31,4 +32,6 @@ pub struct AppState {
     pub notifier: Addr<Notifier>,
     /// The booking timers' supervisor (tell it about new, checked-in and cancelled bookings).
     pub bookings: Addr<kilowatt_actors::booking::BookingTimers>,
+    /// The places of chargers connecting at once, on either listener.
+    pub admission: Admission,
 }

@@ -26,6 +26,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Held by the tests that fill the connecting places: `ocpp_connecting_waiting` and
+/// `ocpp_connecting_abandoned_total` are the process's, shared by every test server in it, so
+/// those tests take turns.
+static CONNECTING_PLACES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn options(app: &TestApp) -> ConnectOptions {
     ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() }
 }
@@ -401,6 +406,7 @@ async fn an_upgrade_the_ocpp_listener_refuses_gets_a_json_reason_and_a_closed_co
 
 #[actix_web::test]
 async fn chargers_past_the_connecting_limit_wait_for_a_place() {
+    let _turn = CONNECTING_PLACES.lock().await;
     let app =
         common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
             .await;
@@ -428,8 +434,77 @@ async fn chargers_past_the_connecting_limit_wait_for_a_place() {
     assert_eq!(second.boot().await.expect("boot")["status"], "Accepted");
 }
 
+/// Asks `GET /healthz` on a kept-alive connection and reads the whole answer.
+async fn ask_health(stream: &mut tokio::net::TcpStream, addr: std::net::SocketAddr) {
+    stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.expect("asked");
+    let head = tokio::time::timeout(WAIT, read_head(stream)).await.expect("health answered");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length = head
+        .lines()
+        .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse::<usize>().ok())
+        .expect("a sized answer");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.expect("health body");
+}
+
+#[actix_web::test]
+async fn a_health_check_kept_alive_on_the_ocpp_listener_holds_no_connecting_place() {
+    let _turn = CONNECTING_PLACES.lock().await;
+    let app =
+        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
+            .await;
+    // A load balancer's health check on the OCPP port: one connection, kept alive, asking
+    // again and again. Its connection was admitted like a charger's, with the only place.
+    let addr = ocpp_addr(&app);
+    let mut health = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    ask_health(&mut health, addr).await;
+    let checking = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            ask_health(&mut health, addr).await;
+        }
+    };
+    // A charger still gets in and boots while the check goes on.
+    let charger = async {
+        let charger = ChargePoint::connect_with(&app.ocpp_url, "BEHIND-LB", options(&app)).await.expect("connects");
+        assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
+    };
+    tokio::select! {
+        booted = tokio::time::timeout(WAIT, charger) => booted.expect("the charger was let in past the health check"),
+        _ = checking => unreachable!("the health check never stops"),
+    }
+}
+
+#[actix_web::test]
+async fn chargers_on_the_http_listener_wait_for_the_same_connecting_places() {
+    let _turn = CONNECTING_PLACES.lock().await;
+    let app =
+        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
+            .await;
+    let waiting = async || {
+        let metrics = app.get_text("/metrics").await.1;
+        metrics.lines().find_map(|line| line.strip_prefix("ocpp_connecting_waiting ")?.parse::<f64>().ok())
+    };
+    // A silent socket on the OCPP listener holds the node's only place; a charger using the
+    // HTTP listener's `/ocpp/{id}` waits for it like any other.
+    let silent = tokio::net::TcpStream::connect(ocpp_addr(&app)).await.expect("connect");
+    let http_ws_url = app.base_url.replacen("http://", "ws://", 1);
+    let via_http = ConnectOptions { path_prefix: "/ocpp".into(), ..options(&app) };
+    let mut charger = Box::pin(ChargePoint::connect_with(&http_ws_url, "VIA-HTTP", via_http));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut charger).await.is_err(),
+        "a charger got in on the HTTP listener while another socket held the only place"
+    );
+    assert_eq!(waiting().await, Some(1.0), "the waiting charger is counted");
+    drop(silent);
+    let charger = tokio::time::timeout(WAIT, charger).await.expect("let in once the place was free").expect("connects");
+    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
+    assert_eq!(waiting().await, Some(0.0));
+}
+
 #[actix_web::test]
 async fn a_charger_that_hangs_up_while_it_waits_for_a_place_is_dropped_unserved() {
+    let _turn = CONNECTING_PLACES.lock().await;
     let app =
         common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
             .await;

@@ -12,13 +12,23 @@
 //! A charger that gives up waiting (its handshake timed out) usually connects again at once. Its
 //! old socket is dropped unserved as soon as the hang-up is seen, so that a storm does not serve
 //! every charger's handshake twice, once for a socket already closed.
+//!
+//! The places are the node's, not the listener's: a charger connecting on the HTTP listener's
+//! `/ocpp/{chargePointId}` waits for one too ([`Admission::place`]). A connection on the OCPP
+//! listener that turns out to carry a plain request (a load balancer's health check, kept
+//! alive) gives its place back at that request ([`release_for_plain_requests`]).
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_rt::net::TcpStream;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -39,11 +49,10 @@ impl Admission {
     /// its handshake being served, and counted in `ocpp_connecting_abandoned_total`: `None`.
     pub async fn admit(&self, io: TcpStream) -> Option<AdmittedStream> {
         let place = match self.places.clone().try_acquire_owned() {
-            Ok(place) => Some(place),
+            Ok(place) => place,
             Err(_) => {
-                let _waiting = Waiting::new();
                 let place = tokio::select! {
-                    place = self.places.clone().acquire_owned() => place.ok(),
+                    place = self.wait_for_place() => place?,
                     () = hung_up(&io) => return abandoned(),
                 };
                 // It may have hung up since it was last looked at.
@@ -53,8 +62,63 @@ impl Admission {
                 place
             }
         };
-        Some(AdmittedStream { io, place })
+        Some(AdmittedStream { io, place: ConnectingPlace(Rc::new(Cell::new(Some(place)))) })
     }
+
+    /// Waits for a place for a charger whose socket is not the OCPP listener's (counted in
+    /// `ocpp_connecting_waiting` meanwhile). `None` only if the places are closed, which they
+    /// never are.
+    pub async fn place(&self) -> Option<OwnedSemaphorePermit> {
+        match self.places.clone().try_acquire_owned() {
+            Ok(place) => Some(place),
+            Err(_) => self.wait_for_place().await,
+        }
+    }
+
+    async fn wait_for_place(&self) -> Option<OwnedSemaphorePermit> {
+        let _waiting = Waiting::new();
+        self.places.clone().acquire_owned().await.ok()
+    }
+}
+
+/// A connection's connecting place on the OCPP listener, shared by its socket and the requests
+/// read from it (as connection data): a charger's upgrade takes it to the ChargerActor, which
+/// gives it back once the charger is under way; a plain request gives it back at once.
+#[derive(Clone)]
+pub struct ConnectingPlace(Rc<Cell<Option<OwnedSemaphorePermit>>>);
+
+impl ConnectingPlace {
+    /// Takes the place, if the connection still holds one.
+    pub fn take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.take()
+    }
+
+    /// Whether the connection still holds its place.
+    pub fn is_held(&self) -> bool {
+        let place = self.0.take();
+        let held = place.is_some();
+        self.0.set(place);
+        held
+    }
+
+    /// Holds `place` from now on (one taken again by an upgrade that came after a plain request).
+    pub fn hold(&self, place: Option<OwnedSemaphorePermit>) {
+        self.0.set(place);
+    }
+}
+
+/// Middleware on the OCPP listener's app, which sees every request but a WebSocket upgrade: the
+/// request's connection gives its connecting place back. Places are for chargers starting up;
+/// a health check that keeps its connection alive would otherwise hold one for as long as it
+/// keeps polling, and a few hundred such would keep every charger out.
+pub async fn release_for_plain_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(place) = req.conn_data::<ConnectingPlace>() {
+        drop(place.take());
+    }
+    next.call(req).await
 }
 
 /// How often a waiting socket is looked at to see whether its charger hung up. A charger gives
@@ -111,13 +175,18 @@ impl Drop for Waiting {
 /// says, or when the socket is dropped).
 pub struct AdmittedStream {
     io: TcpStream,
-    place: Option<OwnedSemaphorePermit>,
+    place: ConnectingPlace,
 }
 
 impl AdmittedStream {
-    /// The socket, and its place for whoever serves the charger.
+    /// The connection's place, shared with the requests read from it.
+    pub fn place(&self) -> &ConnectingPlace {
+        &self.place
+    }
+
+    /// The socket, and its place (if it still holds one) for whoever serves the charger.
     pub fn into_parts(self) -> (TcpStream, Option<OwnedSemaphorePermit>) {
-        (self.io, self.place)
+        (self.io, self.place.take())
     }
 }
 

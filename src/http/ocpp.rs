@@ -54,9 +54,10 @@ fn basic_password(headers: &HeaderMap, charge_point_id: &str) -> Option<String> 
     (user == charge_point_id).then(|| password.to_string())
 }
 
-/// `GET /{chargePointId}` and `/ocpp/{chargePointId}` on the HTTP listener: upgrade to OCPP
-/// 1.6J, the socket staying with the HTTP dispatcher. (The OCPP listener takes upgrades out of
-/// the dispatcher instead: see [`take_over`].)
+/// `GET /ocpp/{chargePointId}` on the HTTP listener: upgrade to OCPP 1.6J, the socket staying
+/// with the HTTP dispatcher. The charger waits for a connecting place like one on the OCPP
+/// listener, before its handshake is checked. (The OCPP listener takes upgrades out of the
+/// dispatcher instead: see [`take_over`]; a plain request for this path there is refused here.)
 pub async fn connect(
     req: HttpRequest,
     stream: web::Payload,
@@ -64,11 +65,15 @@ pub async fn connect(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let charge_point_id = path.into_inner();
+    if ws::verify_handshake(req.head()).is_err() {
+        return refuse(&charge_point_id, not_a_websocket()).error_response();
+    }
+    let connecting_place = state.admission.place().await;
     let identity = match admit(&state, &charge_point_id, req.headers()).await {
         Ok(identity) => identity,
         Err(refusal) => return refusal,
     };
-    charger::start(identity, state.chargers.clone(), &req, stream).unwrap_or_else(|error| {
+    charger::start(identity, state.chargers.clone(), &req, stream, connecting_place).unwrap_or_else(|error| {
         tracing::warn!(%charge_point_id, %error, "WebSocket handshake failed");
         not_a_websocket().error_response()
     })
@@ -92,6 +97,12 @@ pub async fn take_over(
             if req.method() != Method::GET || ws::verify_handshake(req.head()).is_err() {
                 Err((refuse(&charge_point_id, not_a_websocket()).error_response(), route))
             } else {
+                // A connection that carried a plain request first gave its place back: its
+                // upgrade waits for another, as a new connection would.
+                let place = framed.io_ref().place();
+                if !place.is_held() {
+                    place.hold(state.admission.place().await);
+                }
                 // Boxed: the lookup's state is needed only until it answers, and this future
                 // stays allocated for the life of the connection.
                 Box::pin(admit(&state, &charge_point_id, req.headers())).await.map_err(|refusal| (refusal, route))

@@ -337,15 +337,21 @@ const CONNECTING_QUIET: Duration = Duration::from_millis(200);
 const CONNECTING_HOLD: Duration = Duration::from_secs(2);
 
 /// Upgrades the request to an OCPP 1.6J WebSocket served by a new [`ChargerActor`]. The caller
-/// has already authenticated the charger and checked the sub-protocol.
+/// has already authenticated the charger and checked the sub-protocol; `connecting_place` is
+/// the charger's place among those connecting at once, if it has one (given back as in [`serve`]).
 pub fn start(
     identity: ChargerIdentity,
     env: Arc<ChargerEnv>,
     req: &HttpRequest,
     stream: web::Payload,
+    connecting_place: Option<OwnedSemaphorePermit>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let options = socket_options(&env);
-    outbox::start(req, stream, &options, move |outbox| ChargerActor::new(identity, env, outbox))
+    outbox::start(req, stream, &options, move |outbox| {
+        let mut actor = ChargerActor::new(identity, env, outbox);
+        actor.connecting_place = connecting_place;
+        actor
+    })
 }
 
 /// Serves a charger on a connection taken over from the HTTP dispatcher once the handshake
