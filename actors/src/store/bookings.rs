@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 
 use super::prepared::KeepPrepared;
 use super::reservations::{HOLDING, Reservation};
+use super::revenue::{self, BookingRevenue};
 use super::schema::{bookings, chargers, charging_sessions, connectors, reservations, stations, users, wallets};
 use super::{StoreError, wallets as ledger};
 
@@ -268,6 +269,7 @@ pub async fn create(conn: &mut AsyncPgConnection, new: &NewBooking, now: DateTim
                 reference_id: booking.id,
             };
             ledger::apply(conn, &entry).await?;
+            revenue::record_booking(conn, booking.id, BookingRevenue::Fee, new.fee, now).await?;
         }
         Ok(booking)
     })
@@ -563,6 +565,7 @@ pub async fn cancel(
                 reference_id: booking_id,
             };
             ledger::apply(conn, &entry).await?;
+            revenue::record_booking(conn, booking_id, BookingRevenue::Refund, refund, now).await?;
         }
         Ok(Cancel::Cancelled { refund })
     })

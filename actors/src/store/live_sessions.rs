@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 
 use super::StoreError;
 use super::prepared::KeepPrepared;
+use super::revenue;
 use super::schema::{chargers, charging_sessions, connectors, users};
-use super::sessions;
 use super::wallets::{self, Entry};
 use crate::billing;
 
@@ -272,7 +272,7 @@ pub async fn reconcile_late_stop(
             )
             .await?;
             if let Some(station_id) = station_id {
-                sessions::record_revenue(conn, station_id, session_id, "adjustment", extra_cost, extra_wh).await?;
+                revenue::record_session(conn, station_id, session_id, "adjustment", extra_cost, extra_wh, now).await?;
             }
         }
         Ok(Reconciliation::Adjusted { extra_wh, extra_cost })

@@ -257,11 +257,12 @@ diesel::table! {
         id -> Int8,
         station_id -> Int8,
         owner_id -> Int8,
-        session_id -> Int8,
+        session_id -> Nullable<Int8>,
         kind -> Text,
         amount -> Numeric,
         energy_wh -> Int8,
         created_at -> Timestamptz,
+        booking_id -> Nullable<Int8>,
     }
 }
 
@@ -360,6 +361,7 @@ diesel::joinable!(reservations -> bookings (booking_id));
 diesel::joinable!(reservations -> chargers (charger_id));
 diesel::joinable!(reservations -> queue_entries (queue_entry_id));
 diesel::joinable!(reservations -> users (user_id));
+diesel::joinable!(revenue_entries -> bookings (booking_id));
 diesel::joinable!(revenue_entries -> charging_sessions (session_id));
 diesel::joinable!(revenue_entries -> stations (station_id));
 diesel::joinable!(revenue_entries -> users (owner_id));

@@ -11,8 +11,9 @@ use rust_decimal::Decimal;
 
 use super::StoreError;
 use super::chargers;
+use super::revenue;
 use super::schema::{
-    chargers as chargers_t, charging_sessions, connectors, meter_readings, revenue_entries, rfid_cards, stations, users,
+    chargers as chargers_t, charging_sessions, connectors, meter_readings, rfid_cards, stations, users,
 };
 use super::wallets::{self, Entry};
 use crate::billing;
@@ -398,7 +399,7 @@ pub async fn settle(
             )
             .await?;
             if let Some(station_id) = session.station_id {
-                record_revenue(conn, station_id, session_id, "charging", cost, energy_wh).await?;
+                revenue::record_session(conn, station_id, session_id, "charging", cost, energy_wh, now).await?;
             }
         }
         Ok(Settlement::Settled { session_id, energy_wh, cost, meter_fault })
@@ -422,31 +423,6 @@ async fn latest_register(
         .await
         .optional()?
         .flatten())
-}
-
-/// Records what a session earned its station's owner (`charging`, or a later `adjustment`);
-/// one row per session and kind.
-pub async fn record_revenue(
-    conn: &mut AsyncPgConnection,
-    station_id: i64,
-    session_id: i64,
-    kind: &str,
-    amount: Decimal,
-    energy_wh: i64,
-) -> Result<(), StoreError> {
-    let owner_id: i64 = stations::table.find(station_id).select(stations::owner_id).first(conn).await?;
-    diesel::insert_into(revenue_entries::table)
-        .values((
-            revenue_entries::station_id.eq(station_id),
-            revenue_entries::owner_id.eq(owner_id),
-            revenue_entries::session_id.eq(session_id),
-            revenue_entries::kind.eq(kind),
-            revenue_entries::amount.eq(amount),
-            revenue_entries::energy_wh.eq(energy_wh),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// A StopTransaction from a charger.
