@@ -293,6 +293,25 @@ async fn the_dashboard_counts_todays_sessions_at_the_owners_stations_only() {
     browser.wait_for_text("#today-energy", "4.000").await;
     browser.wait_for_text("#active-sessions", "0").await;
 
+    // The revenue report says the same for today, on Ravi's one station, and offers a CSV.
+    browser.click("#link-reports").await;
+    browser.wait_for_path("/owner/reports").await;
+    browser.wait_for_text("#total-revenue", "₹80.00").await;
+    browser.wait_for_text("#total-energy", "4.000 kWh").await;
+    browser.wait_for_text("#total-sessions", "1").await;
+    let days = rows(&browser, "table[id$='-days'] tbody tr").await;
+    assert_eq!(days.len(), 1, "{days:?}");
+    assert!(days[0].contains("4.000") && days[0].contains("80.00"), "{days:?}");
+    let page = browser.text("main").await;
+    assert!(!page.contains("Priya's"), "another owner's station shows: {page}");
+    let href = browser.find("#download").await.attr("href").await.expect("href").unwrap_or_default();
+    assert!(href.contains("/owner/reports.csv?from="), "{href}");
+    let session = browser.cookie("kw_session").await.expect("session cookie");
+    assert_eq!(status_of(&app, &href, &session).await, 200);
+    // Days that end before they begin are refused next to the dates.
+    browser.goto("/owner/reports?from=2026-11-22&to=2026-11-20").await;
+    browser.wait_for_text("#to-error", "`from` (2026-11-22) is after `to` (2026-11-20).").await;
+
     // Priya's dashboard has nothing of it.
     browser.click("#logout").await;
     browser.wait_for_path("/login").await;

@@ -15,6 +15,7 @@ pub mod owner_sessions;
 pub mod owner_stations;
 pub mod payments;
 pub mod queue;
+pub mod reports;
 pub mod session_view;
 pub mod slot_monitoring;
 pub mod stations;
@@ -75,7 +76,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(history::rate)
         .service(owner_sessions::active)
         .service(owner_sessions::complete)
-        .service(owner_sessions::cancel);
+        .service(owner_sessions::cancel)
+        .service(reports::by_station);
 }
 
 /// `?limit&offset` for any list.

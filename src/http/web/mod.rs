@@ -12,6 +12,7 @@ pub mod history;
 pub mod live;
 pub mod owner_charger;
 pub mod owner_dashboard;
+pub mod owner_reports;
 pub mod owner_sessions;
 pub mod owner_stations;
 pub mod profile;
@@ -54,6 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(owner_stations::routes)
         .configure(owner_charger::routes)
         .configure(owner_sessions::routes)
+        .configure(owner_reports::routes)
         .configure(slot_monitoring::routes);
 }
 

@@ -3,25 +3,22 @@
 //! updated live over `/ws`. Also the pieces the other owner pages share: the owner guard,
 //! charger rows with their live badges, links and time formatting.
 //!
-//! "Today" is the calendar day in India (midnight IST to now, by the server's clock): a settled
-//! session counts on the day it was settled.
+//! "Today" is the calendar day in India (midnight IST to now, by the server's clock), and its
+//! figures are the revenue report's for the day (`/owner/reports`): a settled session counts on
+//! the day it was settled, revenue (charging and booking fees) on the day it was earned.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{DateTime, NaiveTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Numeric, Timestamptz};
-use diesel_async::RunQueryDsl;
+use chrono::{DateTime, Utc};
 use kilowatt_actors::accounts::Role;
-use kilowatt_actors::store::prepared::KeepPrepared;
-use kilowatt_actors::store::{AsyncPgConnection, StoreError, pool, session_views};
-use rust_decimal::Decimal;
+use kilowatt_actors::store::{pool, session_views};
 
 use super::dashboard::inr;
 use super::session::{Chrome, WebError, WebSession, html};
 use crate::auth::Auth;
 use crate::http::api::owner_chargers::{ChargerSummary, list_chargers};
 use crate::http::api::owner_stations::list_stations;
+use crate::http::api::reports::{ReportQuery, period, station_report};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -114,62 +111,21 @@ struct DashboardPage {
     topics: String,
 }
 
-/// Sessions settled in a time window at an owner's stations.
-#[derive(Debug, Default, QueryableByName)]
-struct DayTotals {
-    #[diesel(sql_type = BigInt)]
-    sessions: i64,
-    #[diesel(sql_type = BigInt)]
-    energy_wh: i64,
-    #[diesel(sql_type = Numeric)]
-    revenue: Decimal,
-}
-
-/// Sessions that started and were settled in `[from, to)` at the owner's stations (every
-/// station for `None`): how many, their energy and what they were billed (adjustments included,
-/// as `charging_sessions.cost` carries them). Lives here until the store has owner reports.
-async fn settled_between(
-    conn: &mut AsyncPgConnection,
-    owner_id: Option<i64>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<DayTotals, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT count(*)::bigint AS sessions, coalesce(sum(s.energy_wh), 0)::bigint AS energy_wh, \
-                coalesce(sum(s.cost), 0) AS revenue \
-         FROM charging_sessions s JOIN stations st ON st.id = s.station_id \
-         WHERE ($1::bigint IS NULL OR st.owner_id = $1) \
-           AND s.started_at IS NOT NULL AND s.settled_at >= $2 AND s.settled_at < $3",
-    )
-    .bind::<Nullable<BigInt>, _>(owner_id)
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
-    .prepared()
-    .get_result(conn)
-    .await?)
-}
-
 /// `GET /owner`: the dashboard.
 pub async fn show(session: WebSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let auth = owner(&session)?;
     let stations = list_stations(&state, &auth).await?;
     let chargers = list_chargers(&state, &auth, None).await?;
     let owner_id = if auth.role == Role::Admin { None } else { Some(auth.user.id) };
-    let now = state.clock.now();
-    let ist = super::history::ist();
-    let midnight = now
-        .with_timezone(&ist)
-        .date_naive()
-        .and_time(NaiveTime::MIN)
-        .and_local_timezone(ist)
-        .single()
-        .map_or(now, |m| m.with_timezone(&Utc));
     let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
     let open = session_views::open_at_stations(&mut conn, owner_id).await.map_err(ApiError::from)?;
-    let day = settled_between(&mut conn, owner_id, midnight, now + chrono::Duration::seconds(1))
-        .await
-        .map_err(ApiError::from)?;
     drop(conn);
+    // Today's figures are the revenue report's for today, so the two always agree.
+    let today = period(&ReportQuery::default(), state.clock.now())?.1;
+    let day =
+        station_report(&state, &auth, &ReportQuery { from: Some(today), to: Some(today), ..ReportQuery::default() })
+            .await?
+            .totals;
 
     let topics = charger_topics(chargers.iter().map(|c| c.charge_point_id.as_str()));
     let chargers_online = chargers.iter().filter(|c| c.online).count();
@@ -198,10 +154,10 @@ pub async fn show(session: WebSession, state: web::Data<AppState>) -> Result<Htt
         chargers_total,
         active_sessions: open.len(),
         running_revenue: inr(open.iter().map(|s| s.cost).sum()),
-        today: midnight.with_timezone(&ist).format("%Y-%m-%d").to_string(),
+        today: today.to_string(),
         today_sessions: day.sessions,
         today_revenue: inr(day.revenue),
-        today_energy_kwh: format!("{:.3}", Decimal::from(day.energy_wh) / Decimal::from(1000)),
+        today_energy_kwh: day.energy_kwh.to_string(),
         stations: cards,
         unassigned,
         topics,
