@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use kilowatt_actors::accounts::Role;
 use kilowatt_actors::store::pool;
 use kilowatt_actors::store::revenue::{self, REPORT_TIME_ZONE, StationDay};
@@ -20,6 +20,7 @@ use crate::auth::Auth;
 use crate::http::error::ApiError;
 use crate::http::openapi::{Envelope, ErrorEnvelope};
 use crate::http::response;
+use crate::http::web_ui::history::ist;
 use crate::state::AppState;
 
 /// The longest period one report covers, in days.
@@ -211,22 +212,17 @@ pub fn csv_response(report: &Report) -> HttpResponse {
         .body(csv(report))
 }
 
-/// India's offset from UTC (no daylight saving).
-fn india() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 1800).expect("a valid offset")
-}
-
 /// The instant a day of India's calendar begins.
 fn start_of(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(NaiveTime::MIN)
-        .and_local_timezone(india())
+        .and_local_timezone(ist())
         .single()
         .map_or_else(|| day.and_time(NaiveTime::MIN).and_utc(), |start| start.with_timezone(&Utc))
 }
 
 /// The days a query asks for, checked: `to` defaults to today, `from` to 29 days before it.
 pub fn period(query: &ReportQuery, now: DateTime<Utc>) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let today = now.with_timezone(&india()).date_naive();
+    let today = now.with_timezone(&ist()).date_naive();
     let to = query.to.unwrap_or(today);
     let from = query.from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
     if from > to {
