@@ -220,6 +220,9 @@ async fn a_bad_report_query_is_refused_with_a_reason_and_only_owners_get_reports
     assert_eq!((status, error_code(&body)), (400, "invalid_range"), "{body}");
     let (status, body) = report(&app, &owner, "from=2025-01-01&to=2026-01-02").await;
     assert_eq!((status, error_code(&body)), (400, "invalid_range"), "{body}");
+    // The last day chrono knows: refused, not a panic.
+    let (status, body) = report(&app, &owner, "to=%2B262142-12-31").await;
+    assert_eq!((status, error_code(&body)), (400, "invalid_range"), "{body}");
     for malformed in ["from=21-11-2026", "format=pdf", "stationId=north", "colour=red"] {
         let (status, body) = report(&app, &owner, malformed).await;
         assert_eq!((status, error_code(&body)), (422, "validation_failed"), "{malformed}: {body}");

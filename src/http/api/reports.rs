@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use kilowatt_actors::accounts::Role;
 use kilowatt_actors::store::pool;
 use kilowatt_actors::store::revenue::{self, REPORT_TIME_ZONE, StationDay};
@@ -166,9 +166,9 @@ pub struct Report {
     pub to: NaiveDate,
     /// The calendar the days are counted in.
     pub time_zone: &'static str,
-    /// Every station asked for, with or without activity.
+    /// Over every station in the report.
     pub totals: Figures,
-    /// Per station, in the order of my stations list.
+    /// Every station asked for, with or without activity, in the order of my stations list.
     pub stations: Vec<StationReport>,
 }
 
@@ -224,6 +224,12 @@ fn start_of(day: NaiveDate) -> DateTime<Utc> {
 pub fn period(query: &ReportQuery, now: DateTime<Utc>) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let today = now.with_timezone(&ist()).date_naive();
     let to = query.to.unwrap_or(today);
+    // Dates far from now are refused before any arithmetic on them (chrono's dates end at
+    // year 262,143, and adding a day to the last one panics).
+    let sane = |day: NaiveDate| (2000..=2199).contains(&day.year());
+    if !sane(to) || query.from.is_some_and(|from| !sane(from)) {
+        return Err(ApiError::bad_request("invalid_range", "Reports cover days from 2000 to 2199."));
+    }
     let from = query.from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
     if from > to {
         return Err(ApiError::bad_request("invalid_range", format!("`from` ({from}) is after `to` ({to}).")));
@@ -356,6 +362,9 @@ mod tests {
         let too_long =
             ReportQuery { from: "2025-01-01".parse().ok(), to: "2026-01-02".parse().ok(), ..Default::default() };
         assert_eq!(period(&too_long, now).unwrap_err().code(), "invalid_range");
+        let far = ReportQuery { to: "+262142-12-31".parse().ok(), ..Default::default() };
+        assert!(far.to.is_some());
+        assert_eq!(period(&far, now).unwrap_err().code(), "invalid_range");
         assert_eq!(start_of("2026-11-22".parse().unwrap()).to_rfc3339(), "2026-11-21T18:30:00+00:00");
     }
 
