@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, SubsecRound, Utc};
-use common::charge_point::{ChargePoint, ConnectOptions, Reply};
+use common::charge_point::Reply;
 use common::sql::{count, exec, money, scalar};
 use common::{TestApp, User, error_code, eventually, spawn_app_with};
 use kilowatt_actors::ocpp::ErrorCode;
@@ -28,27 +28,7 @@ const SETTINGS: &[(&str, &str)] = &[
 
 /// A station of `owner` with a two-connector charger `cp`; answers the station ID.
 async fn station(app: &TestApp, owner: &User, cp: &str) -> i64 {
-    exec(
-        app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Hub {cp}', 'MG Road', 18.50)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
-        .await;
-    scalar(app, "SELECT max(id) FROM stations").await
-}
-
-async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
-    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
-    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
-    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    for connector in [1, 2] {
-        charger.status(connector, "Available", "NoError").await.expect("status");
-    }
-    charger
+    app.station_with_charger(owner, &format!("Hub {cp}"), cp).await
 }
 
 /// A driver with `balance` INR in the wallet.
@@ -129,7 +109,7 @@ async fn booking_debits_the_fee_and_every_refusal_changes_nothing() {
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("b-owner").await;
     station(&app, &owner, "CP-B1").await;
-    let _charger = connect(&app, "CP-B1").await;
+    let _charger = app.booted_charger("CP-B1", 2).await;
     let asha = funded(&app, "asha", 200).await;
     let bala = funded(&app, "bala", 200).await;
     let poor = funded(&app, "poor", 10).await;
@@ -223,7 +203,7 @@ async fn slot_start_reserves_the_connector_and_an_app_check_in_stops_the_countdo
     let mut app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("s-owner").await;
     station(&app, &owner, "CP-S1").await;
-    let charger = connect(&app, "CP-S1").await;
+    let charger = app.booted_charger("CP-S1", 2).await;
     let driver = funded(&app, "sita", 500).await;
     let start = now(&app) + ChronoDuration::minutes(30);
     let id = booked(&app, &driver, "CP-S1", 2, start, 60).await;
@@ -231,7 +211,7 @@ async fn slot_start_reserves_the_connector_and_an_app_check_in_stops_the_countdo
     // Kilowatt restarts before the slot: the timer is rebuilt from the database.
     drop(charger);
     app.restart().await;
-    let charger = connect(&app, "CP-S1").await;
+    let charger = app.booted_charger("CP-S1", 2).await;
     app.clock.set(start - ChronoDuration::minutes(1));
     assert_eq!(status_of(&app, id).await, "confirmed");
     assert!(charger.received_calls().iter().all(|(action, _)| action != "ReserveNow"));
@@ -272,7 +252,7 @@ async fn slot_start_reserves_the_connector_and_an_app_check_in_stops_the_countdo
     // Restart again, mid-grace: nothing is sent twice, and the check-in still works.
     drop(charger);
     app.restart().await;
-    let charger = connect(&app, "CP-S1").await;
+    let charger = app.booted_charger("CP-S1", 2).await;
     app.clock.advance(ChronoDuration::minutes(10));
     let (status, body) = check_in(&app, &driver, id, json!({ "method": "app" })).await;
     assert_eq!(status, 200, "{body}");
@@ -309,7 +289,7 @@ async fn a_no_show_expires_without_refund_cancels_the_reservation_and_is_told_ac
     let mut app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("n-owner").await;
     station(&app, &owner, "CP-N1").await;
-    let charger = connect(&app, "CP-N1").await;
+    let charger = app.booted_charger("CP-N1", 2).await;
     let driver = funded(&app, "nina", 100).await;
     let start = now(&app) + ChronoDuration::minutes(90);
     let id = booked(&app, &driver, "CP-N1", 1, start, 60).await;
@@ -325,7 +305,7 @@ async fn a_no_show_expires_without_refund_cancels_the_reservation_and_is_told_ac
     // Kilowatt restarts in the middle of the grace period.
     drop(charger);
     app.restart().await;
-    let charger = connect(&app, "CP-N1").await;
+    let charger = app.booted_charger("CP-N1", 2).await;
     app.clock.set(start + ChronoDuration::minutes(29));
     assert_eq!(status_of(&app, id).await, "grace");
     assert_eq!(booking(&app, &driver, id).await["slot"]["graceTimeRemaining"], 60);
@@ -370,7 +350,7 @@ async fn a_charger_that_cannot_reserve_leaves_the_hold_to_kilowatt() {
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("u-owner").await;
     station(&app, &owner, "CP-U1").await;
-    let charger = connect(&app, "CP-U1").await;
+    let charger = app.booted_charger("CP-U1", 2).await;
     charger.set_responder(|action, payload| match action {
         "ReserveNow" | "CancelReservation" => Reply::Error(ErrorCode::NotImplemented, "no reservations".into()),
         _ => common::charge_point::default_reply(action, payload),
@@ -397,7 +377,7 @@ async fn cancelling_refunds_in_full_before_the_cutoff_and_nothing_after() {
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("c-owner").await;
     station(&app, &owner, "CP-C1").await;
-    let charger = connect(&app, "CP-C1").await;
+    let charger = app.booted_charger("CP-C1", 2).await;
     let driver = funded(&app, "chand", 200).await;
     let t0 = now(&app);
     let early = booked(&app, &driver, "CP-C1", 1, t0 + ChronoDuration::hours(3), 60).await;
@@ -453,7 +433,7 @@ async fn a_qr_check_in_needs_the_chargers_current_signed_code() {
     let owner = app.owner("q-owner").await;
     let stranger = app.owner("q-stranger").await;
     station(&app, &owner, "CP-QR").await;
-    let _charger = connect(&app, "CP-QR").await;
+    let _charger = app.booted_charger("CP-QR", 2).await;
     let driver = funded(&app, "qadir", 100).await;
     let start = now(&app) + ChronoDuration::minutes(10);
     let id = booked(&app, &driver, "CP-QR", 1, start, 60).await;
@@ -507,7 +487,7 @@ async fn the_sweep_picks_up_a_booking_no_timer_watches() {
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("w-owner").await;
     station(&app, &owner, "CP-W1").await;
-    let charger = connect(&app, "CP-W1").await;
+    let charger = app.booted_charger("CP-W1", 2).await;
     let driver = funded(&app, "wasim", 100).await;
     let start = now(&app) - ChronoDuration::minutes(5);
     // Written behind Kilowatt's back (as by another node, or lost in a crash): no timer knows it.
@@ -547,8 +527,8 @@ async fn slot_monitoring_counts_exactly_the_owners_bookings() {
     let rival = app.owner("m-rival").await;
     let mine = station(&app, &owner, "CP-M1").await;
     let theirs = station(&app, &rival, "CP-M2").await;
-    let _m1 = connect(&app, "CP-M1").await;
-    let _m2 = connect(&app, "CP-M2").await;
+    let _m1 = app.booted_charger("CP-M1", 2).await;
+    let _m2 = app.booted_charger("CP-M2", 2).await;
     let drivers = [
         funded(&app, "d-one", 500).await,
         funded(&app, "d-two", 500).await,
@@ -660,7 +640,7 @@ async fn a_checked_in_driver_charges_on_the_held_connector_and_the_booking_follo
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("g-owner").await;
     station(&app, &owner, "CP-G1").await;
-    let charger = connect(&app, "CP-G1").await;
+    let charger = app.booted_charger("CP-G1", 2).await;
     let gita = funded(&app, "gita", 500).await;
     let hari = funded(&app, "hari", 500).await;
     let start = now(&app) + ChronoDuration::minutes(10);

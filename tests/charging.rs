@@ -23,28 +23,9 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn seed(app: &TestApp, cp: &str, balance: i64) -> (User, User) {
     let owner = app.owner(&format!("owner-{cp}")).await;
     let driver = app.driver(&format!("driver-{cp}")).await;
-    exec(
-        app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Hub', 'MG Road', 18.50)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
-        .await;
+    app.station_with_charger(&owner, "Hub", cp).await;
     app.fund(&driver, balance).await;
     (owner, driver)
-}
-
-async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
-    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
-    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
-    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    for connector in [1, 2] {
-        charger.status(connector, "Available", "NoError").await.expect("status");
-    }
-    charger
 }
 
 async fn balance(app: &TestApp, user: &User) -> Decimal {
@@ -79,7 +60,7 @@ async fn start_through_api(app: &TestApp, charger: &ChargePoint, driver: &User, 
 async fn a_driver_charges_through_the_api_and_pays_exactly_energy_times_price() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-LOOP", 1000).await;
-    let charger = connect(&app, "CP-LOOP").await;
+    let charger = app.booted_charger("CP-LOOP", 2).await;
 
     // The AppEV app's snake_case names work too.
     let body = json!({ "charger_id": "CP-LOOP", "connector_id": 1, "id_tag": "ignored" });
@@ -130,7 +111,7 @@ async fn every_reason_not_to_start_gets_its_own_answer_and_changes_nothing() {
 
     let (status, body) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 1))).await;
     assert_eq!((status, error_code(&body)), (409, "charger_offline"));
-    let charger = connect(&app, "CP-NO").await;
+    let charger = app.booted_charger("CP-NO", 2).await;
     let (status, _) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("NOPE", 1))).await;
     assert_eq!(status, 404);
     let (status, _) = app.call("POST", "/api/charging/start", Some(&driver.token), Some(&start("CP-NO", 7))).await;
@@ -166,7 +147,7 @@ async fn every_reason_not_to_start_gets_its_own_answer_and_changes_nothing() {
 async fn a_start_the_charger_never_begins_fails_at_no_cost() {
     let app = spawn_app_with(&[("KILOWATT_START_TIMEOUT_SECONDS", "60")]).await;
     let (_, driver) = seed(&app, "CP-SLOW", 500).await;
-    let charger = connect(&app, "CP-SLOW").await;
+    let charger = app.booted_charger("CP-SLOW", 2).await;
     let (status, answer) = app
         .call(
             "POST",
@@ -188,7 +169,7 @@ async fn a_start_the_charger_never_begins_fails_at_no_cost() {
 async fn the_charge_stops_before_the_cost_reaches_the_wallet_balance() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-PREPAID", 150).await;
-    let charger = connect(&app, "CP-PREPAID").await;
+    let charger = app.booted_charger("CP-PREPAID", 2).await;
     let (session_id, tx) =
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-PREPAID", "connectorId": 1 })).await;
 
@@ -220,7 +201,7 @@ async fn the_charge_stops_before_the_cost_reaches_the_wallet_balance() {
 async fn a_fault_ends_the_session_billed_and_a_late_stop_adjusts_it_once() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-FAULT", 1000).await;
-    let charger = connect(&app, "CP-FAULT").await;
+    let charger = app.booted_charger("CP-FAULT", 2).await;
     let (session_id, tx) =
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-FAULT", "connectorId": 1 })).await;
     charger.meter_values(1, Some(tx), 3_000, Some(7_000), None).await.unwrap();
@@ -253,7 +234,7 @@ async fn a_charger_offline_too_long_ends_its_session_and_kilowatt_restarts_lose_
     let app = spawn_app_with(&[("KILOWATT_OFFLINE_SESSION_TIMEOUT_MINUTES", "10")]).await;
     let mut app = app;
     let (_, driver) = seed(&app, "CP-GONE", 1000).await;
-    let charger = connect(&app, "CP-GONE").await;
+    let charger = app.booted_charger("CP-GONE", 2).await;
     let (session_id, tx) =
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-GONE", "connectorId": 1 })).await;
     charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
@@ -261,7 +242,7 @@ async fn a_charger_offline_too_long_ends_its_session_and_kilowatt_restarts_lose_
     // Kilowatt restarts mid-session: the session survives and keeps counting (the next reading
     // comes a sampling interval later, when the session's running totals are written again).
     app.restart().await;
-    let charger = connect(&app, "CP-GONE").await;
+    let charger = app.booted_charger("CP-GONE", 2).await;
     app.clock.advance(ChronoDuration::seconds(15));
     charger.meter_values(1, Some(tx), 4_000, Some(7_000), None).await.unwrap();
     assert_eq!(session_field(&app, session_id, "energy_wh").await, "3000");
@@ -281,7 +262,7 @@ async fn a_charger_offline_too_long_ends_its_session_and_kilowatt_restarts_lose_
 async fn rapid_readings_are_all_stored_and_a_session_ending_without_a_final_one_is_billed_from_the_latest() {
     let app = spawn_app_with(&[("KILOWATT_OFFLINE_SESSION_TIMEOUT_MINUTES", "10")]).await;
     let (_, driver) = seed(&app, "CP-RAPID", 1000).await;
-    let charger = connect(&app, "CP-RAPID").await;
+    let charger = app.booted_charger("CP-RAPID", 2).await;
     let (session_id, tx) =
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-RAPID", "connectorId": 1 })).await;
     let totals = async || session_field(&app, session_id, "energy_wh || '/' || cost").await;
@@ -328,7 +309,7 @@ async fn rapid_readings_are_all_stored_and_a_session_ending_without_a_final_one_
 async fn readings_after_a_session_is_settled_are_stored_and_move_nothing() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-LATE", 1000).await;
-    let charger = connect(&app, "CP-LATE").await;
+    let charger = app.booted_charger("CP-LATE", 2).await;
     let (session_id, tx) =
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-LATE", "connectorId": 1 })).await;
     charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
@@ -358,7 +339,7 @@ async fn readings_after_a_session_is_settled_are_stored_and_move_nothing() {
 async fn readings_on_an_unmetered_connector_never_overwrite_the_energy_the_app_reported() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-APPMETER", 1000).await;
-    let charger = connect(&app, "CP-APPMETER").await;
+    let charger = app.booted_charger("CP-APPMETER", 2).await;
     exec(&app, "UPDATE connectors SET metered = false WHERE connector_number = 1").await;
     let body = json!({ "stationId": "CP-APPMETER", "connectorId": "connector-1", "batteryLevelStart": 40 });
     let (status, started) = app.call("POST", "/api/charging/sessions/start", Some(&driver.token), Some(&body)).await;
@@ -395,7 +376,7 @@ async fn readings_from_chargers_on_two_threads_are_all_answered_and_each_moves_i
     for i in 1..=CHARGERS {
         let cp = format!("CP-TWO-{i}");
         let (_, driver) = seed(&app, &cp, 1000).await;
-        let charger = connect(&app, &cp).await;
+        let charger = app.booted_charger(&cp, 2).await;
         let (session_id, tx) =
             start_through_api(&app, &charger, &driver, json!({ "chargerId": cp, "connectorId": 1 })).await;
         fleet.push((i, charger, session_id, tx));
@@ -423,7 +404,7 @@ async fn owners_complete_and_cancel_sessions_at_their_own_stations_only() {
     let app = spawn_app().await;
     let (owner, driver) = seed(&app, "CP-OWN", 1000).await;
     let stranger = app.owner("stranger").await;
-    let charger = connect(&app, "CP-OWN").await;
+    let charger = app.booted_charger("CP-OWN", 2).await;
     let (session_id, tx) =
         start_through_api(&app, &charger, &driver, json!({ "chargerId": "CP-OWN", "connectorId": 1 })).await;
     charger.meter_values(1, Some(tx), 3_000, Some(7_000), None).await.unwrap();
@@ -468,7 +449,7 @@ async fn owners_complete_and_cancel_sessions_at_their_own_stations_only() {
 async fn a_session_started_at_the_charger_needs_a_funded_wallet() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-RFID", 0).await;
-    let charger = connect(&app, "CP-RFID").await;
+    let charger = app.booted_charger("CP-RFID", 2).await;
     let answer = charger.authorize(&driver.id_tag).await.unwrap();
     assert_eq!(answer["idTagInfo"]["status"], "Blocked", "no balance, no charge");
 
@@ -493,7 +474,7 @@ async fn a_session_started_at_the_charger_needs_a_funded_wallet() {
 async fn the_app_flow_records_battery_levels_and_bills_an_unmetered_connector_by_estimate() {
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-APP", 1000).await;
-    let charger = connect(&app, "CP-APP").await;
+    let charger = app.booted_charger("CP-APP", 2).await;
     exec(&app, "UPDATE connectors SET metered = false WHERE connector_number = 1").await;
 
     let body = json!({ "stationId": "CP-APP", "connectorId": "connector-1", "batteryLevelStart": 40 });
@@ -654,7 +635,7 @@ async fn two_hundred_chargers_and_drivers_settle_every_session_exactly_once() {
 async fn a_drivers_energy_limit_stops_the_charge_and_a_stalled_meter_ends_a_session() {
     let app = spawn_app_with(&[("KILOWATT_METER_STALL_MINUTES", "30")]).await;
     let (_, driver) = seed(&app, "CP-LIMIT", 1000).await;
-    let charger = connect(&app, "CP-LIMIT").await;
+    let charger = app.booted_charger("CP-LIMIT", 2).await;
     let body = json!({ "chargerId": "CP-LIMIT", "connectorId": 1, "energyLimitKwh": 2 });
     let (session_id, tx) = start_through_api(&app, &charger, &driver, body).await;
     charger.meter_values(1, Some(tx), 2_000, Some(7_000), None).await.unwrap();
@@ -683,7 +664,7 @@ async fn a_drivers_energy_limit_stops_the_charge_and_a_stalled_meter_ends_a_sess
 async fn a_meter_that_keeps_advancing_outlives_the_first_stall_deadline() {
     let app = spawn_app_with(&[("KILOWATT_METER_STALL_MINUTES", "30")]).await;
     let (_, driver) = seed(&app, "CP-STALL", 1000).await;
-    let charger = connect(&app, "CP-STALL").await;
+    let charger = app.booted_charger("CP-STALL", 2).await;
     let body = json!({ "chargerId": "CP-STALL", "connectorId": 1 });
     let (session_id, tx) = start_through_api(&app, &charger, &driver, body).await;
     // A reading every 20 minutes, each further on: the 30-minute deadline the session started
@@ -711,7 +692,7 @@ async fn one_driver_starting_at_two_chargers_at_once_gets_one_session_and_a_conc
     let app = spawn_app().await;
     let (_, driver) = seed(&app, "CP-TWIN-A", 1000).await;
     exec(&app, "INSERT INTO chargers (charge_point_id, station_id) SELECT 'CP-TWIN-B', max(id) FROM stations").await;
-    let (a, b) = (connect(&app, "CP-TWIN-A").await, connect(&app, "CP-TWIN-B").await);
+    let (a, b) = (app.booted_charger("CP-TWIN-A", 2).await, app.booted_charger("CP-TWIN-B", 2).await);
     let now = app.clock.now();
     let (first, second) = futures_util::future::join(
         a.start_transaction(1, &driver.id_tag, 0, now),

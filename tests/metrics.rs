@@ -12,7 +12,6 @@ mod common;
 use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, SecondsFormat, SubsecRound};
-use common::charge_point::{ChargePoint, ConnectOptions};
 use common::{TestApp, User, eventually, spawn_app};
 use serde_json::{Value, json};
 
@@ -82,14 +81,6 @@ async fn station_with_charger(app: &TestApp, owner: &User, cp: &str, connectors:
     station_id
 }
 
-async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
-    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
-    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
-    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    charger.status(1, "Available", "NoError").await.expect("status");
-    charger
-}
-
 #[actix_rt::test]
 async fn a_charging_session_moves_the_session_gauge_the_settlement_and_energy_counters_and_the_queue() {
     let app = spawn_app().await;
@@ -112,7 +103,7 @@ async fn a_charging_session_moves_the_session_gauge_the_settlement_and_energy_co
     let held = before.value("kilowatt_queue_entries", &[("status", "held")]);
     let status_events = before.value("bus_messages_total", &[("kind", "connectorStatus")]);
 
-    let charger = connect(&app, "CP-METRICS").await;
+    let charger = app.booted_charger("CP-METRICS", 1).await;
     let body = json!({ "chargerId": "CP-METRICS", "connectorId": 1 });
     let (status, answer) = app.call("POST", "/api/charging/start", Some(&asha.token), Some(&body)).await;
     assert_eq!(status, 201, "{answer}");

@@ -31,6 +31,23 @@ const WAIT: Duration = Duration::from_secs(10);
 /// those tests take turns.
 static CONNECTING_PLACES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A server that lets one charger connect at a time (unknown chargers accepted), and this
+/// test's turn with the connecting gauges.
+async fn one_connecting_place() -> (TestApp, tokio::sync::MutexGuard<'static, ()>) {
+    let turn = CONNECTING_PLACES.lock().await;
+    let app =
+        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
+            .await;
+    (app, turn)
+}
+
+/// An unlabelled gauge or counter from `/metrics` (0 when it has no sample yet).
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let metrics = app.get_text("/metrics").await.1;
+    let prefix = format!("{name} ");
+    metrics.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok()).unwrap_or(0.0)
+}
+
 fn options(app: &TestApp) -> ConnectOptions {
     ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() }
 }
@@ -406,14 +423,7 @@ async fn an_upgrade_the_ocpp_listener_refuses_gets_a_json_reason_and_a_closed_co
 
 #[actix_web::test]
 async fn chargers_past_the_connecting_limit_wait_for_a_place() {
-    let _turn = CONNECTING_PLACES.lock().await;
-    let app =
-        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
-            .await;
-    let waiting = async || {
-        let metrics = app.get_text("/metrics").await.1;
-        metrics.lines().find_map(|line| line.strip_prefix("ocpp_connecting_waiting ")?.parse::<f64>().ok())
-    };
+    let (app, _turn) = one_connecting_place().await;
     // A socket that never sends its handshake holds the only place (until the HTTP request
     // timeout): the next charger's handshake is not even read meanwhile.
     let silent = tokio::net::TcpStream::connect(ocpp_addr(&app)).await.expect("connect");
@@ -422,11 +432,11 @@ async fn chargers_past_the_connecting_limit_wait_for_a_place() {
         tokio::time::timeout(Duration::from_secs(1), &mut second).await.is_err(),
         "a charger got in while another socket held the only place"
     );
-    assert_eq!(waiting().await, Some(1.0), "the waiting charger is counted");
+    assert_eq!(metric(&app, "ocpp_connecting_waiting").await, 1.0, "the waiting charger is counted");
     // The place is freed with the socket, and the waiting charger gets it.
     drop(silent);
     let second = tokio::time::timeout(WAIT, second).await.expect("let in once the place was free").expect("connects");
-    assert_eq!(waiting().await, Some(0.0));
+    assert_eq!(metric(&app, "ocpp_connecting_waiting").await, 0.0);
     // A charger that says nothing after connecting gives its place back: the next one gets in
     // while it stays silent, and both boot.
     let third = ChargePoint::connect_with(&app.ocpp_url, "TURN-3", options(&app)).await.expect("third connects");
@@ -449,10 +459,7 @@ async fn ask_health(stream: &mut tokio::net::TcpStream, addr: std::net::SocketAd
 
 #[actix_web::test]
 async fn a_health_check_kept_alive_on_the_ocpp_listener_holds_no_connecting_place() {
-    let _turn = CONNECTING_PLACES.lock().await;
-    let app =
-        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
-            .await;
+    let (app, _turn) = one_connecting_place().await;
     // A load balancer's health check on the OCPP port: one connection, kept alive, asking
     // again and again. Its connection was admitted like a charger's, with the only place.
     let addr = ocpp_addr(&app);
@@ -477,14 +484,7 @@ async fn a_health_check_kept_alive_on_the_ocpp_listener_holds_no_connecting_plac
 
 #[actix_web::test]
 async fn chargers_on_the_http_listener_wait_for_the_same_connecting_places() {
-    let _turn = CONNECTING_PLACES.lock().await;
-    let app =
-        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
-            .await;
-    let waiting = async || {
-        let metrics = app.get_text("/metrics").await.1;
-        metrics.lines().find_map(|line| line.strip_prefix("ocpp_connecting_waiting ")?.parse::<f64>().ok())
-    };
+    let (app, _turn) = one_connecting_place().await;
     // A silent socket on the OCPP listener holds the node's only place; a charger using the
     // HTTP listener's `/ocpp/{id}` waits for it like any other.
     let silent = tokio::net::TcpStream::connect(ocpp_addr(&app)).await.expect("connect");
@@ -495,37 +495,29 @@ async fn chargers_on_the_http_listener_wait_for_the_same_connecting_places() {
         tokio::time::timeout(Duration::from_secs(1), &mut charger).await.is_err(),
         "a charger got in on the HTTP listener while another socket held the only place"
     );
-    assert_eq!(waiting().await, Some(1.0), "the waiting charger is counted");
+    assert_eq!(metric(&app, "ocpp_connecting_waiting").await, 1.0, "the waiting charger is counted");
     drop(silent);
     let charger = tokio::time::timeout(WAIT, charger).await.expect("let in once the place was free").expect("connects");
     assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    assert_eq!(waiting().await, Some(0.0));
+    assert_eq!(metric(&app, "ocpp_connecting_waiting").await, 0.0);
 }
 
 #[actix_web::test]
 async fn a_charger_that_hangs_up_while_it_waits_for_a_place_is_dropped_unserved() {
-    let _turn = CONNECTING_PLACES.lock().await;
-    let app =
-        common::spawn_app_with(&[("KILOWATT_UNKNOWN_CHARGERS", "accept"), ("KILOWATT_OCPP_CONNECTING_LIMIT", "1")])
-            .await;
-    let metric = async |name: &str| {
-        let metrics = app.get_text("/metrics").await.1;
-        let prefix = format!("{name} ");
-        metrics.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok()).unwrap_or(0.0)
-    };
+    let (app, _turn) = one_connecting_place().await;
     // A silent socket holds the only place; a charger sends its handshake and waits behind it.
     let silent = tokio::net::TcpStream::connect(ocpp_addr(&app)).await.expect("connect");
     let addr = ocpp_addr(&app);
     let mut gone = tokio::net::TcpStream::connect(addr).await.expect("connect");
     gone.write_all(upgrade_request(addr, "/GONE-1").as_bytes()).await.expect("handshake sent");
-    assert!(eventually(async || metric("ocpp_connecting_waiting").await == 1.0).await, "the charger waits");
+    assert!(eventually(async || metric(&app, "ocpp_connecting_waiting").await == 1.0).await, "the charger waits");
     // It gives up, as a charger whose handshake timed out does, before the place comes free.
     drop(gone);
     assert!(
-        eventually(async || metric("ocpp_connecting_abandoned_total").await == 1.0).await,
+        eventually(async || metric(&app, "ocpp_connecting_abandoned_total").await == 1.0).await,
         "the hung-up socket is counted as abandoned"
     );
-    assert_eq!(metric("ocpp_connecting_waiting").await, 0.0, "and no longer waits");
+    assert_eq!(metric(&app, "ocpp_connecting_waiting").await, 0.0, "and no longer waits");
     // Its handshake was never served: no charger was registered or connected under its id.
     drop(silent);
     let next = ChargePoint::connect_with(&app.ocpp_url, "NEXT-1", options(&app)).await.expect("next connects");

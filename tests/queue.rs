@@ -8,19 +8,11 @@ mod common;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
-use common::charge_point::{ChargePoint, ConnectOptions};
 use common::sql::{count, exec, scalar};
 use common::{TestApp, User, error_code, eventually, spawn_app_with};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
-    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
-    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
-    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    charger
-}
 
 /// An owner's station at ₹20/kWh with one charger, `cp`, registered to it (not yet connected).
 async fn station_with_charger(app: &TestApp, owner: &str, cp: &str) {
@@ -46,7 +38,7 @@ async fn a_queue_advances_by_itself_with_holds_and_lapses_and_survives_a_restart
     for driver in [&asha, &bala, &chitra] {
         app.fund(driver, 1000).await;
     }
-    let charger = connect(&app, "CP-Q").await;
+    let charger = app.booted_charger("CP-Q", 0).await;
     charger.status(1, "Available", "NoError").await.unwrap();
 
     // Nobody waits for a free connector.
@@ -86,7 +78,7 @@ async fn a_queue_advances_by_itself_with_holds_and_lapses_and_survives_a_restart
 
     // Kilowatt restarts; Bala never comes; the hold lapses and passes to Chitra.
     app.restart().await;
-    let charger = connect(&app, "CP-Q").await;
+    let charger = app.booted_charger("CP-Q", 0).await;
     charger.status(1, "Reserved", "NoError").await.unwrap();
     app.clock.advance(ChronoDuration::minutes(6));
     assert!(eventually(async || charger.received_calls().iter().any(|(a, _)| a == "CancelReservation")).await);
@@ -124,7 +116,7 @@ async fn leaving_a_held_turn_passes_it_on_at_once() {
     let app = spawn_app_with(&[]).await;
     station_with_charger(&app, "l-owner", "CP-L").await;
     let [first, second] = [app.driver("first").await, app.driver("second").await];
-    let charger = connect(&app, "CP-L").await;
+    let charger = app.booted_charger("CP-L", 0).await;
     charger.status(1, "Charging", "NoError").await.unwrap();
     for driver in [&first, &second] {
         assert_eq!(app.call("POST", "/api/chargers/CP-L/queue", Some(&driver.token), None).await.0, 201);
@@ -151,7 +143,7 @@ async fn a_driver_queued_for_one_connector_who_starts_on_another_leaves_the_line
     for driver in [&bala, &chitra] {
         app.fund(driver, 1000).await;
     }
-    let charger = connect(&app, "CP-S").await;
+    let charger = app.booted_charger("CP-S", 0).await;
     charger.status(1, "Charging", "NoError").await.unwrap();
     charger.status(2, "Charging", "NoError").await.unwrap();
 
@@ -192,7 +184,7 @@ async fn a_queue_turn_never_takes_a_connector_a_booked_slot_is_about_to_need() {
     station_with_charger(&app, "b-owner", "CP-B").await;
     let [booker, waiter] = [app.driver("booker").await, app.driver("waiter").await];
     app.fund(&booker, 1000).await;
-    let charger = connect(&app, "CP-B").await;
+    let charger = app.booted_charger("CP-B", 0).await;
     charger.status(1, "Charging", "NoError").await.unwrap();
     let start_at = (app.clock.now() + ChronoDuration::minutes(20)).to_rfc3339();
     let booking = json!({ "chargerId": "CP-B", "connectorId": 1, "startAt": start_at, "durationMinutes": 60 });

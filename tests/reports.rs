@@ -6,8 +6,8 @@
 mod common;
 
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, SecondsFormat, Utc};
-use common::charge_point::{ChargePoint, ConnectOptions};
-use common::sql::{exec, money, scalar};
+use common::charge_point::ChargePoint;
+use common::sql::money;
 use common::{TestApp, User, error_code, spawn_app_with};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -18,31 +18,6 @@ const SETTINGS: &[(&str, &str)] = &[
     ("KILOWATT_BOOKING_REFUND_CUTOFF_MINUTES", "60"),
     ("KILOWATT_GRACE_PERIOD_MINUTES", "30"),
 ];
-
-/// A station of `owner` at 18.50/kWh with a two-connector charger `cp`; answers its ID.
-async fn station(app: &TestApp, owner: &User, name: &str, cp: &str) -> i64 {
-    exec(
-        app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, '{name}', 'MG Road', 18.50)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
-        .await;
-    scalar(app, "SELECT max(id) FROM stations").await
-}
-
-async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
-    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
-    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
-    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    for connector in [1, 2] {
-        charger.status(connector, "Available", "NoError").await.expect("status");
-    }
-    charger
-}
 
 /// `hh:mm` UTC on `day`.
 fn at(day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
@@ -90,14 +65,17 @@ fn dec(value: &Value) -> Decimal {
 async fn a_report_puts_every_rupee_on_its_station_and_indian_day_and_adds_up_to_what_drivers_paid() {
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("report-owner").await;
-    let north = station(&app, &owner, "Hub North", "CP-RN").await;
-    let south = station(&app, &owner, "Hub South", "CP-RS").await;
+    let north = app.station_with_charger(&owner, "Hub North", "CP-RN").await;
+    let south = app.station_with_charger(&owner, "Hub South", "CP-RS").await;
     let rival = app.owner("rival-owner").await;
-    let elsewhere = station(&app, &rival, "Rival Hub", "CP-RX").await;
+    let elsewhere = app.station_with_charger(&rival, "Rival Hub", "CP-RX").await;
     let driver = app.driver("report-driver").await;
     app.fund(&driver, 2000).await;
-    let (north_cp, _south_cp, rival_cp) =
-        (connect(&app, "CP-RN").await, connect(&app, "CP-RS").await, connect(&app, "CP-RX").await);
+    let (north_cp, _south_cp, rival_cp) = (
+        app.booted_charger("CP-RN", 2).await,
+        app.booted_charger("CP-RS", 2).await,
+        app.booted_charger("CP-RX", 2).await,
+    );
 
     // Day one, 09:30 in India: a 2 kWh session at Hub North (37.00) and two slots booked at Hub
     // South (50.00 each).
@@ -213,7 +191,7 @@ async fn a_bad_report_query_is_refused_with_a_reason_and_only_owners_get_reports
     let app = spawn_app_with(SETTINGS).await;
     let owner = app.owner("careful-owner").await;
     let rival = app.owner("other-owner").await;
-    let theirs = station(&app, &rival, "Their Hub", "CP-RT").await;
+    let theirs = app.station_with_charger(&rival, "Their Hub", "CP-RT").await;
     let driver = app.driver("curious-driver").await;
 
     let (status, body) = report(&app, &owner, "from=2026-11-21&to=2026-11-20").await;

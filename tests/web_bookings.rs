@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 use common::browser::Browser;
 use common::charge_point::{ChargePoint, ConnectOptions};
-use common::sql::{count, exec, money, scalar};
+use common::sql::{count, money, scalar};
 use common::{TestApp, User, spawn_app_with};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -28,16 +28,7 @@ const SETTINGS: &[(&str, &str)] = &[
 
 /// A station of `owner` with the charger `cp`.
 async fn station(app: &TestApp, owner: &User, cp: &str) {
-    exec(
-        app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Hub {cp}', 'MG Road', 18.50)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
-        .await;
+    app.station_with_charger(owner, &format!("Hub {cp}"), cp).await;
 }
 
 /// Connects and boots the test charger, with `connectors` reported Available.

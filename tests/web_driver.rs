@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use common::browser::Browser;
-use common::charge_point::{ChargePoint, ConnectOptions};
+use common::charge_point::ChargePoint;
 use common::sql::{count, exec, money, scalar};
 use common::{TestApp, User, eventually, spawn_app, spawn_app_with};
 use rust_decimal::Decimal;
@@ -32,14 +32,6 @@ async fn station_with_charger(app: &TestApp, cp: &str) -> User {
     exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"))
         .await;
     owner
-}
-
-async fn connect(app: &TestApp, cp: &str) -> ChargePoint {
-    let options = ConnectOptions { clock: app.clock.clone(), ..ConnectOptions::default() };
-    let charger = ChargePoint::connect_with(&app.ocpp_url, cp, options).await.expect("connects");
-    assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
-    charger.status(1, "Available", "NoError").await.expect("status");
-    charger
 }
 
 /// Signs up in the browser (PIN 4321) as a driver and waits for the dashboard.
@@ -138,7 +130,7 @@ async fn row_count(browser: &Browser, css: &str) -> usize {
 async fn a_driver_recharges_charges_live_stops_and_finds_it_all_in_history_and_wallet() {
     let app = spawn_app().await;
     station_with_charger(&app, "CP-DRV").await;
-    let charger = connect(&app, "CP-DRV").await;
+    let charger = app.booted_charger("CP-DRV", 1).await;
     let browser = Browser::start(&app.base_url).await;
 
     // Sign up; a new driver's history and wallet are empty and say so.

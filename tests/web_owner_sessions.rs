@@ -26,17 +26,7 @@ const SETTINGS: &[(&str, &str)] =
 
 /// The owner's station "Hub" at ₹18.50/kWh with a two-connector charger; answers the station ID.
 async fn station(app: &TestApp, owner: &User) -> i64 {
-    exec(
-        app,
-        &format!(
-            "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({}, 'Hub', 'MG Road', 18.50)",
-            owner.id
-        ),
-    )
-    .await;
-    exec(app, &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{CP}', max(id) FROM stations"))
-        .await;
-    scalar(app, "SELECT max(id) FROM stations").await
+    app.station_with_charger(owner, "Hub", CP).await
 }
 
 async fn connect(app: &TestApp) -> ChargePoint {

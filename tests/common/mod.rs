@@ -194,6 +194,38 @@ impl TestApp {
     pub async fn owner(&self, username: &str) -> User {
         self.register(username, "owner").await
     }
+
+    /// A station of `owner` called `name`, at ₹18.50/kWh on MG Road, with the charger `cp`
+    /// registered to it (its connectors come with its first StatusNotifications); answers the
+    /// station ID.
+    pub async fn station_with_charger(&self, owner: &User, name: &str, cp: &str) -> i64 {
+        let id = owner.id;
+        sql::exec(
+            self,
+            &format!(
+                "INSERT INTO stations (owner_id, name, address, price_per_kwh) VALUES ({id}, '{name}', 'MG Road', 18.50)"
+            ),
+        )
+        .await;
+        sql::exec(
+            self,
+            &format!("INSERT INTO chargers (charge_point_id, station_id) SELECT '{cp}', max(id) FROM stations"),
+        )
+        .await;
+        sql::scalar(self, "SELECT max(id) FROM stations").await
+    }
+
+    /// Connects the test charge point `cp` on the app's clock, boots it (Accepted) and reports
+    /// connectors 1 to `connectors` Available.
+    pub async fn booted_charger(&self, cp: &str, connectors: u32) -> charge_point::ChargePoint {
+        let options = charge_point::ConnectOptions { clock: self.clock.clone(), ..Default::default() };
+        let charger = charge_point::ChargePoint::connect_with(&self.ocpp_url, cp, options).await.expect("connects");
+        assert_eq!(charger.boot().await.expect("boot")["status"], "Accepted");
+        for connector in 1..=connectors {
+            charger.status(connector, "Available", "NoError").await.expect("status");
+        }
+        charger
+    }
 }
 
 /// Polls `check` every 25 ms for up to 5 s; answers whether it came true (never a fixed sleep).
