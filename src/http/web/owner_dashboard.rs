@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use kilowatt_actors::accounts::Role;
-use kilowatt_actors::store::{pool, session_views};
+use kilowatt_actors::store::{pool, session_views, stations};
 
 use super::dashboard::inr;
 use super::session::{Chrome, WebError, WebSession, html};
@@ -29,6 +29,15 @@ const MAX_LIVE_CHARGERS: usize = 32;
 /// Registers the dashboard.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/owner", web::get().to(show));
+}
+
+/// The stations an owner page offers to filter by: the owner's (every station for an admin),
+/// as ID and name.
+pub(crate) async fn station_choices(state: &AppState, session: &WebSession) -> Result<Vec<(String, String)>, WebError> {
+    let owner_id = (session.role != Role::Admin).then_some(session.user.id);
+    let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
+    let owned = stations::list_owned(&mut conn, owner_id).await.map_err(ApiError::from)?;
+    Ok(owned.into_iter().map(|s| (s.id.to_string(), s.name)).collect())
 }
 
 /// The signed-in owner or admin as the API's functions take them; a driver gets the API's 403.

@@ -10,11 +10,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDate;
 use kilowatt_actors::accounts::Role;
-use kilowatt_actors::store::{pool, stations};
 use serde::Deserialize;
 
 use super::FieldErrors;
 use super::dashboard::inr;
+use super::owner_dashboard::station_choices;
 use super::session::{Chrome, WebError, WebSession, html};
 use crate::http::api::reports::{Figures, Report, ReportQuery, csv_response, station_report};
 use crate::http::error::ApiError;
@@ -158,10 +158,7 @@ pub async fn show(
     let auth = session.auth();
     auth.require_owner()?;
     let filters = query.into_inner();
-    let owner_id = (session.role != Role::Admin).then_some(session.user.id);
-    let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
-    let owned = stations::list_owned(&mut conn, owner_id).await.map_err(ApiError::from)?;
-    drop(conn);
+    let stations = station_choices(&state, &session).await?;
 
     let (report, errors, status) = match parse(&filters) {
         Err((field, message)) => (None, FieldErrors::field(field, message), StatusCode::UNPROCESSABLE_ENTITY),
@@ -184,7 +181,7 @@ pub async fn show(
         download: format!("/owner/reports.csv?{}", filters.query_string()),
         filters,
         errors,
-        stations: owned.iter().map(|s| (s.id.to_string(), s.name.clone())).collect(),
+        stations,
         report: report.as_ref().map(ReportView::from),
         admin: session.role == Role::Admin,
     };

@@ -15,13 +15,14 @@ use chrono::{DateTime, Duration, Utc};
 use kilowatt_actors::accounts::Role;
 use kilowatt_actors::store::bookings::{self, BookingRow, MonitoringScope};
 use kilowatt_actors::store::chargers::{self, ChargerFilter};
-use kilowatt_actors::store::{pool, stations};
+use kilowatt_actors::store::pool;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::FieldErrors;
 use super::dashboard::inr;
 use super::history::ist;
+use super::owner_dashboard::station_choices;
 use super::owner_sessions::LIVE_TOPIC_LIMIT;
 use super::session::{Chrome, WebError, WebSession, html};
 use crate::http::api::bookings::slot_state;
@@ -234,11 +235,7 @@ pub async fn show(
     auth.require_owner()?;
     let filters = query.into_inner();
     let owner_id = (session.role != Role::Admin).then_some(session.user.id);
-    let mut conn = pool::connection(&state.pool).await.map_err(ApiError::from)?;
-    let owned_stations = stations::list_owned(&mut conn, owner_id).await.map_err(ApiError::from)?;
-    drop(conn);
-    let station_options: Vec<(String, String)> =
-        owned_stations.iter().map(|s| (s.id.to_string(), s.name.clone())).collect();
+    let station_options = station_choices(&state, &session).await?;
 
     let (board, errors, status) = match parse(&filters) {
         Err(errors) => (None, errors, StatusCode::UNPROCESSABLE_ENTITY),
